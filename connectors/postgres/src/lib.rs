@@ -1,0 +1,1 @@
+//! PostgreSQL source and sink for Ferry.

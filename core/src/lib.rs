@@ -1,0 +1,24 @@
+//! Engine-neutral core of Ferry: the data model (types, values, schemas, change
+//! events, batches, positions) and the [`Source`] and [`Sink`] traits that every
+//! connector implements. This crate knows no database engine.
+#![deny(missing_docs)]
+
+pub mod channel;
+pub mod error;
+pub mod event;
+pub mod filter;
+pub mod schema;
+pub mod traits;
+pub mod types;
+pub mod value;
+
+pub use channel::{BatchReceiver, BatchSender, batch_channel};
+pub use error::{Error, ErrorKind, Result};
+pub use event::{Batch, ChangeEvent, Operation, Position, Row};
+pub use filter::TableFilter;
+pub use schema::{
+    Catalog, Column, Finding, FindingLevel, Index, IndexPart, TableId, TableSchema, UniqueKey,
+};
+pub use traits::{Partition, PartitionRange, Sink, Snapshot, Source, TablePrep, TableWriter};
+pub use types::DataType;
+pub use value::{Array, ArrayDim, Decimal, Interval, Text, Value};
