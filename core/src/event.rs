@@ -86,7 +86,7 @@ impl Position {
 
     /// Parses [`Position::to_hex`] output.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return None;
         }
         let bytes = (0..hex.len())

@@ -8,6 +8,8 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod schema;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 pub mod traits;
 pub mod types;
 pub mod value;

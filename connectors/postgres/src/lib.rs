@@ -1,1 +1,17 @@
 //! PostgreSQL source and sink for Ferry.
+//!
+//! The source discovers tables from the catalog and snapshots them with binary
+//! `COPY ... TO STDOUT`, in parallel across and within tables (CTID ranges), all
+//! workers reading one exported snapshot. The sink creates tables, loads them with
+//! binary `COPY ... FROM STDIN` and builds keys and indexes after the load.
+
+mod catalog;
+pub mod codec;
+mod connect;
+pub mod copy;
+mod ddl;
+mod sink;
+mod source;
+
+pub use sink::{PgSink, PgTableWriter};
+pub use source::PgSource;

@@ -1,0 +1,322 @@
+//! DDL for the sink: type names, `CREATE TABLE`, enum types, keys and indexes.
+
+use crate::connect::{quote_ident, quote_literal, quote_table};
+use ferry_core::{Column, DataType, Finding, FindingLevel, Index, IndexPart, TableSchema};
+
+/// The PostgreSQL type for a logical type from another engine, and a finding when
+/// the mapping is not exact.
+pub(crate) fn type_name(data_type: &DataType) -> (String, Option<String>) {
+    let plain = |s: &str| (s.to_string(), None);
+    match data_type {
+        DataType::Bool => plain("boolean"),
+        DataType::Int16 => plain("smallint"),
+        DataType::Int32 => plain("integer"),
+        DataType::Int64 => plain("bigint"),
+        DataType::UInt64 => plain("numeric(20,0)"),
+        DataType::Float32 => plain("real"),
+        DataType::Float64 => plain("double precision"),
+        DataType::Decimal {
+            precision: Some(p),
+            scale,
+        } => (format!("numeric({p},{})", scale.unwrap_or(0)), None),
+        DataType::Decimal { .. } => plain("numeric"),
+        DataType::Text {
+            max_len: Some(n),
+            fixed: true,
+        } => (format!("character({n})"), None),
+        DataType::Text {
+            max_len: Some(n),
+            fixed: false,
+        } => (format!("character varying({n})"), None),
+        DataType::Text { .. } => plain("text"),
+        DataType::Bytes => plain("bytea"),
+        DataType::Date => plain("date"),
+        DataType::Time => plain("time without time zone"),
+        DataType::TimeTz => plain("time with time zone"),
+        DataType::Timestamp => plain("timestamp without time zone"),
+        DataType::TimestampTz => plain("timestamp with time zone"),
+        DataType::Interval => plain("interval"),
+        DataType::Uuid => plain("uuid"),
+        DataType::Json { binary: true } => plain("jsonb"),
+        DataType::Json { binary: false } => plain("json"),
+        DataType::Inet => plain("inet"),
+        DataType::Cidr => plain("cidr"),
+        DataType::MacAddr => plain("macaddr"),
+        DataType::Enum { name, .. } => (quote_ident(name), None),
+        DataType::Array(inner) => {
+            let (name, finding) = type_name(inner);
+            (format!("{name}[]"), finding)
+        }
+        DataType::Other { engine, name } => (
+            "bytea".into(),
+            Some(format!(
+                "{engine} type {name} has no PostgreSQL equivalent; its raw bytes are stored as bytea"
+            )),
+        ),
+    }
+}
+
+/// The target schema for a source table, with findings for what is not exact.
+pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema, Vec<Finding>) {
+    let mut target = schema.clone();
+    let mut findings = Vec::new();
+    let same_engine = source_engine == "postgres";
+    for column in &mut target.columns {
+        let finding = |level, message: String| Finding {
+            level,
+            table: Some(schema.id.clone()),
+            column: Some(column.name.clone()),
+            message,
+        };
+        if same_engine {
+            if column.data_type.is_other() {
+                findings.push(finding(
+                    FindingLevel::Info,
+                    format!(
+                        "type {} is not mapped by Ferry; passed through unchanged (PostgreSQL to PostgreSQL)",
+                        column.source_type
+                    ),
+                ));
+            }
+        } else {
+            let (name, lossy) = type_name(&column.data_type);
+            if let Some(message) = lossy {
+                findings.push(finding(FindingLevel::Warning, message));
+            }
+            column.source_type = name;
+            column.default = None;
+        }
+        if column
+            .default
+            .as_deref()
+            .is_some_and(|d| d.contains("nextval("))
+        {
+            findings.push(finding(
+                FindingLevel::Warning,
+                format!(
+                    "default {} uses a sequence, which is not migrated; the column is created without a default",
+                    column.default.as_deref().unwrap_or_default()
+                ),
+            ));
+            column.default = None;
+        }
+    }
+    (target, findings)
+}
+
+/// Enum types a table needs, as (qualified type name, labels).
+pub(crate) fn enum_types(schema: &TableSchema) -> Vec<(String, Vec<String>)> {
+    fn visit(t: &DataType, out: &mut Vec<(String, Vec<String>)>) {
+        match t {
+            DataType::Enum { name, labels } => {
+                if !out.iter().any(|(n, _)| n == name) {
+                    out.push((name.clone(), labels.clone()));
+                }
+            }
+            DataType::Array(inner) => visit(inner, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for c in &schema.columns {
+        visit(&c.data_type, &mut out);
+    }
+    out
+}
+
+/// Statement creating an enum type unless it exists. `name` is as `format_type`
+/// prints it (already quoted where needed, schema-qualified when not on the path).
+pub(crate) fn create_enum(name: &str, labels: &[String]) -> String {
+    let labels = labels
+        .iter()
+        .map(|l| quote_literal(l))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = String::new();
+    if let Some(schema) = schema_of(name) {
+        sql.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {schema};\n"));
+    }
+    sql.push_str(&format!(
+        "DO $ferry$ BEGIN CREATE TYPE {name} AS ENUM ({labels}); \
+         EXCEPTION WHEN duplicate_object THEN NULL; END $ferry$;"
+    ));
+    sql
+}
+
+/// The schema part of a possibly qualified, possibly quoted type name.
+fn schema_of(name: &str) -> Option<&str> {
+    let mut quoted = false;
+    for (i, ch) in name.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            '.' if !quoted => return Some(&name[..i]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `CREATE TABLE` for a converted schema (types from `source_type`).
+pub(crate) fn create_table(schema: &TableSchema) -> String {
+    let columns = schema
+        .columns
+        .iter()
+        .map(column_definition)
+        .collect::<Vec<_>>()
+        .join(",\n  ");
+    format!("CREATE TABLE {} (\n  {columns}\n)", quote_table(&schema.id))
+}
+
+fn column_definition(column: &Column) -> String {
+    let mut def = format!("{} {}", quote_ident(&column.name), column.source_type);
+    if let Some(default) = &column.default {
+        def.push_str(&format!(" DEFAULT {default}"));
+    }
+    if !column.nullable {
+        def.push_str(" NOT NULL");
+    }
+    def
+}
+
+/// Statements that add the primary key, unique keys and indexes after the load.
+pub(crate) fn post_load(schema: &TableSchema) -> Vec<String> {
+    let table = quote_table(&schema.id);
+    let list = |cols: &[String]| {
+        cols.iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    if !schema.primary_key.is_empty() {
+        let name = schema
+            .primary_key_name
+            .as_deref()
+            .map(|n| format!("CONSTRAINT {} ", quote_ident(n)))
+            .unwrap_or_default();
+        out.push(format!(
+            "ALTER TABLE {table} ADD {name}PRIMARY KEY ({})",
+            list(&schema.primary_key)
+        ));
+    }
+    for key in &schema.unique_keys {
+        out.push(format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {} UNIQUE ({})",
+            quote_ident(&key.name),
+            list(&key.columns)
+        ));
+    }
+    for index in &schema.indexes {
+        out.push(create_index(&table, index));
+    }
+    out
+}
+
+fn create_index(table: &str, index: &Index) -> String {
+    let parts = index
+        .parts
+        .iter()
+        .map(|p| match p {
+            IndexPart::Column(c) => quote_ident(c),
+            IndexPart::Expression(e) => format!("({e})"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unique = if index.unique { "UNIQUE " } else { "" };
+    let using = index
+        .method
+        .as_deref()
+        .map(|m| format!(" USING {}", quote_ident(m)))
+        .unwrap_or_default();
+    let predicate = index
+        .predicate
+        .as_deref()
+        .map(|p| format!(" WHERE {p}"))
+        .unwrap_or_default();
+    format!(
+        "CREATE {unique}INDEX {} ON {table}{using} ({parts}){predicate}",
+        quote_ident(&index.name)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::{TableId, UniqueKey};
+
+    fn column(name: &str, source_type: &str, data_type: DataType) -> Column {
+        Column {
+            name: name.into(),
+            data_type,
+            nullable: false,
+            default: None,
+            source_type: source_type.into(),
+        }
+    }
+
+    #[test]
+    fn create_table_uses_source_types_for_postgres() {
+        let mut s = TableSchema::new(
+            TableId::new("shop", "Order"),
+            vec![
+                column("id", "integer", DataType::Int32),
+                column("note", "character varying(20)", DataType::text()),
+            ],
+        );
+        s.columns[1].nullable = true;
+        let (t, findings) = convert("postgres", &s);
+        assert!(findings.is_empty());
+        assert_eq!(
+            create_table(&t),
+            "CREATE TABLE \"shop\".\"Order\" (\n  \"id\" integer NOT NULL,\n  \"note\" character varying(20)\n)"
+        );
+    }
+
+    #[test]
+    fn sequence_defaults_are_dropped_with_a_finding() {
+        let mut s = TableSchema::new(
+            TableId::new("s", "t"),
+            vec![column("id", "integer", DataType::Int32)],
+        );
+        s.columns[0].default = Some("nextval('t_id_seq'::regclass)".into());
+        let (t, findings) = convert("postgres", &s);
+        assert_eq!(t.columns[0].default, None);
+        assert_eq!(findings.len(), 1);
+    }
+
+    #[test]
+    fn keys_and_indexes_after_load() {
+        let mut s = TableSchema::new(
+            TableId::new("s", "t"),
+            vec![column("a", "integer", DataType::Int32)],
+        );
+        s.primary_key = vec!["a".into()];
+        s.primary_key_name = Some("t_pkey".into());
+        s.unique_keys.push(UniqueKey {
+            name: "t_a_key".into(),
+            columns: vec!["a".into()],
+        });
+        s.indexes.push(Index {
+            name: "t_lower".into(),
+            unique: false,
+            parts: vec![IndexPart::Expression("lower(a::text)".into())],
+            method: None,
+            predicate: Some("(a > 0)".into()),
+        });
+        assert_eq!(
+            post_load(&s),
+            vec![
+                "ALTER TABLE \"s\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (\"a\")",
+                "ALTER TABLE \"s\".\"t\" ADD CONSTRAINT \"t_a_key\" UNIQUE (\"a\")",
+                "CREATE INDEX \"t_lower\" ON \"s\".\"t\" ((lower(a::text))) WHERE (a > 0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn enum_schema_is_found_outside_quotes() {
+        assert_eq!(schema_of("shop.mood"), Some("shop"));
+        assert_eq!(schema_of("\"a.b\".mood"), Some("\"a.b\""));
+        assert_eq!(schema_of("mood"), None);
+    }
+}

@@ -1,0 +1,327 @@
+//! The PostgreSQL sink: table preparation, binary `COPY ... FROM STDIN`, keys and
+//! indexes after the load.
+
+use crate::catalog::{self, PgTable};
+use crate::codec::{self, PgColumnType};
+use crate::connect::{Target, quote_ident, quote_table};
+use crate::copy::CopyWriter;
+use crate::ddl;
+use bytes::{Bytes, BytesMut};
+use ferry_core::{
+    Batch, Error, Finding, Result, Sink, TableId, TablePrep, TableSchema, TableWriter, Value,
+};
+use futures_util::SinkExt;
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio_postgres::{Client, CopyInSink};
+
+/// Bytes buffered before they are sent to the server.
+const SEND_BYTES: usize = 256 << 10;
+
+/// Writes tables into a PostgreSQL database.
+pub struct PgSink {
+    target: Target,
+    /// Serialises DDL on one connection.
+    ddl: tokio::sync::Mutex<Client>,
+    /// Tables this sink created, which get keys and indexes after the load.
+    created: Mutex<HashSet<TableId>>,
+    /// The target's own view of each prepared table (type OIDs for the codec).
+    prepared: Mutex<HashMap<TableId, Arc<PgTable>>>,
+}
+
+impl PgSink {
+    /// Connects to the database named in `url` (`postgres://user:pass@host:port/db`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let target = Target::parse(url)?;
+        let client = target.connect().await?;
+        Ok(PgSink {
+            target,
+            ddl: tokio::sync::Mutex::new(client),
+            created: Mutex::new(HashSet::new()),
+            prepared: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The target as `postgres://user@host:port/db`, without the password.
+    pub fn display(&self) -> &str {
+        &self.target.display
+    }
+
+    fn lock_err() -> Error {
+        Error::internal("sink state poisoned")
+    }
+
+    async fn execute(&self, client: &Client, sql: &str, context: &str) -> Result<()> {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| self.target.error(e, context))
+    }
+
+    /// Reads the target table back from the catalog and remembers it for writers.
+    async fn refresh(&self, client: &Client, id: &TableId) -> Result<Arc<PgTable>> {
+        let table = catalog::discover_one(client, &self.target, id)
+            .await?
+            .ok_or_else(|| {
+                Error::schema(format!(
+                    "table {id} does not exist in the target {}",
+                    self.target.display
+                ))
+            })?;
+        let table = Arc::new(table);
+        self.prepared
+            .lock()
+            .map_err(|_| Self::lock_err())?
+            .insert(id.clone(), Arc::clone(&table));
+        Ok(table)
+    }
+
+    async fn create(&self, client: &Client, schema: &TableSchema, drop: bool) -> Result<()> {
+        let context = format!("cannot create table {}", schema.id);
+        let mut sql = format!(
+            "BEGIN;\nCREATE SCHEMA IF NOT EXISTS {};\n",
+            quote_ident(&schema.id.namespace)
+        );
+        for (name, labels) in ddl::enum_types(schema) {
+            sql.push_str(&ddl::create_enum(&name, &labels));
+            sql.push('\n');
+        }
+        if drop {
+            sql.push_str(&format!(
+                "DROP TABLE IF EXISTS {} CASCADE;\n",
+                quote_table(&schema.id)
+            ));
+        }
+        sql.push_str(&ddl::create_table(schema));
+        sql.push_str(";\nCOMMIT;");
+        if let Err(e) = self.execute(client, &sql, &context).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+        self.created
+            .lock()
+            .map_err(|_| Self::lock_err())?
+            .insert(schema.id.clone());
+        Ok(())
+    }
+}
+
+impl Sink for PgSink {
+    type Writer = PgTableWriter;
+
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn convert_schema(
+        &self,
+        source_engine: &str,
+        schema: &TableSchema,
+    ) -> Result<(TableSchema, Vec<Finding>)> {
+        Ok(ddl::convert(source_engine, schema))
+    }
+
+    async fn prepare_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
+        let client = self.ddl.lock().await;
+        let exists = catalog::discover_one(&client, &self.target, &schema.id)
+            .await?
+            .is_some();
+        match prep {
+            TablePrep::DropAndCreate => self.create(&client, schema, true).await?,
+            TablePrep::Truncate if exists => {
+                let sql = format!("TRUNCATE TABLE {}", quote_table(&schema.id));
+                self.execute(&client, &sql, &format!("cannot truncate {}", schema.id))
+                    .await?;
+            }
+            TablePrep::Truncate => self.create(&client, schema, false).await?,
+            TablePrep::DoNothing if exists => {}
+            TablePrep::DoNothing => {
+                return Err(Error::schema(format!(
+                    "table {} does not exist in the target {}; table-prep = \"do-nothing\" \
+                     needs it to exist (use \"drop-and-create\" or \"truncate\" to create it)",
+                    schema.id, self.target.display
+                )));
+            }
+        }
+        self.refresh(&client, &schema.id).await?;
+        Ok(())
+    }
+
+    async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<PgTableWriter> {
+        let cached = self
+            .prepared
+            .lock()
+            .map_err(|_| Self::lock_err())?
+            .get(&schema.id)
+            .cloned();
+        let client = self.target.connect().await?;
+        let table = match cached {
+            Some(t) => t,
+            None => self.refresh(&client, &schema.id).await?,
+        };
+        let mut types = Vec::with_capacity(schema.columns.len());
+        for column in &schema.columns {
+            let index = table.schema.column_index(&column.name).ok_or_else(|| {
+                Error::schema(format!(
+                    "column {} of table {} does not exist in the target {}",
+                    column.name, schema.id, self.target.display
+                ))
+            })?;
+            types.push(table.types[index].clone());
+        }
+        let columns = schema
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let statement = format!(
+            "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+            quote_table(&schema.id)
+        );
+        let context = format!("loading {}", schema.id);
+        let sink: CopyInSink<Bytes> = client
+            .copy_in(statement.as_str())
+            .await
+            .map_err(|e| self.target.error(e, &context))?;
+        let mut sink = Box::pin(sink);
+        sink.send(CopyWriter::header())
+            .await
+            .map_err(|e| self.target.error(e, &context))?;
+        Ok(PgTableWriter {
+            _client: client,
+            sink,
+            writer: CopyWriter::new(types.clone()),
+            types,
+            buffer: BytesMut::with_capacity(SEND_BYTES * 2),
+            schema,
+            target: self.target.clone(),
+            context,
+        })
+    }
+
+    async fn finish_table(&self, schema: &TableSchema, _prep: TablePrep) -> Result<()> {
+        let created = self
+            .created
+            .lock()
+            .map_err(|_| Self::lock_err())?
+            .contains(&schema.id);
+        // Keys and indexes are built on a connection of their own, so several
+        // tables can build at once while other tables are still loading.
+        let client = self.target.connect().await?;
+        if created {
+            for sql in ddl::post_load(schema) {
+                let context = format!("cannot add keys/indexes to {}", schema.id);
+                self.execute(&client, &sql, &context).await?;
+            }
+        }
+        let analyze = format!("ANALYZE {}", quote_table(&schema.id));
+        self.execute(&client, &analyze, &format!("cannot analyze {}", schema.id))
+            .await
+    }
+}
+
+/// Loads one partition with binary `COPY ... FROM STDIN`.
+pub struct PgTableWriter {
+    /// Keeps the connection open while the COPY runs.
+    _client: Client,
+    sink: Pin<Box<CopyInSink<Bytes>>>,
+    writer: CopyWriter,
+    types: Vec<PgColumnType>,
+    buffer: BytesMut,
+    schema: Arc<TableSchema>,
+    target: Target,
+    context: String,
+}
+
+impl PgTableWriter {
+    /// A message naming the table, column and row key of a value that failed.
+    fn describe_failure(&self, row: &[Value], error: impl std::fmt::Display) -> Error {
+        let mut scratch = BytesMut::new();
+        let column = row
+            .iter()
+            .zip(&self.types)
+            .position(|(v, t)| codec::encode(t, v, &mut scratch).is_err())
+            .and_then(|i| self.schema.columns.get(i))
+            .map(|c| format!(", column {}", c.name))
+            .unwrap_or_default();
+        Error::conversion(format!(
+            "{}{column}, row {}: {error}",
+            self.context,
+            describe_key(&self.schema, row)
+        ))
+    }
+}
+
+/// The row's primary key as `(a=1, b='x')`, or its first columns without a key.
+pub(crate) fn describe_key(schema: &TableSchema, row: &[Value]) -> String {
+    let mut indices = schema.primary_key_indices();
+    if indices.is_empty() {
+        indices = (0..row.len().min(3)).collect();
+    }
+    let parts = indices
+        .into_iter()
+        .filter_map(|i| Some((schema.columns.get(i)?, row.get(i)?)))
+        .map(|(c, v)| format!("{}={}", c.name, short_value(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("({parts})")
+}
+
+fn short_value(v: &Value) -> String {
+    let text = match v {
+        Value::Text(t) | Value::Enum(t) => format!("{:?}", t.as_str()),
+        other => format!("{other:?}"),
+    };
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    } else {
+        text
+    }
+}
+
+impl TableWriter for PgTableWriter {
+    async fn write(&mut self, batch: Batch) -> Result<()> {
+        for event in &batch.events {
+            let Some(row) = event.after.as_deref() else {
+                return Err(Error::internal(format!(
+                    "{}: bulk load received a {:?} event",
+                    self.context, event.op
+                )));
+            };
+            if let Err(e) = self.writer.write_row(row, &mut self.buffer) {
+                return Err(self.describe_failure(row, e));
+            }
+            if self.buffer.len() >= SEND_BYTES {
+                let chunk = self.buffer.split().freeze();
+                self.sink
+                    .send(chunk)
+                    .await
+                    .map_err(|e| self.target.error(e, &self.context))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        if !self.buffer.is_empty() {
+            let chunk = self.buffer.split().freeze();
+            self.sink
+                .send(chunk)
+                .await
+                .map_err(|e| self.target.error(e, &self.context))?;
+        }
+        self.sink
+            .send(CopyWriter::trailer())
+            .await
+            .map_err(|e| self.target.error(e, &self.context))?;
+        let rows = self
+            .sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(|e| self.target.error(e, &self.context))?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,420 @@
+//! Closed enums over the connectors compiled in ([`AnySource`], [`AnySink`],
+//! [`AnyWriter`]), one arm per connector behind its cargo feature, built from a URL
+//! whose scheme picks the connector (DESIGN.md §4).
+
+use crate::config::{EndpointConfig, redact_url, url_scheme};
+use ferry_core::{
+    Batch, BatchSender, Catalog, Error, ErrorKind, Finding, Partition, Position, Result, Sink,
+    Snapshot, Source, TableFilter, TablePrep, TableSchema, TableWriter,
+};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long connecting to an endpoint may take before the task fails.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connector a URL scheme selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connector {
+    /// PostgreSQL (`postgres://`, `postgresql://`).
+    Postgres,
+    /// MySQL (`mysql://`).
+    Mysql,
+    /// MariaDB (`mariadb://`).
+    Mariadb,
+    /// SQLite (`sqlite://`).
+    Sqlite,
+    /// MongoDB (`mongodb://`).
+    Mongodb,
+    /// Amazon S3 (`s3://`).
+    S3,
+    /// Amazon Kinesis (`kinesis://`).
+    Kinesis,
+    /// Amazon DynamoDB (`dynamodb://`).
+    Dynamodb,
+    /// Apache Kafka (`kafka://`).
+    Kafka,
+}
+
+/// Every scheme the task file accepts (DESIGN.md §5a).
+pub const SCHEMES: &[(&str, Connector)] = &[
+    ("postgres", Connector::Postgres),
+    ("postgresql", Connector::Postgres),
+    ("mysql", Connector::Mysql),
+    ("mariadb", Connector::Mariadb),
+    ("sqlite", Connector::Sqlite),
+    ("mongodb", Connector::Mongodb),
+    ("s3", Connector::S3),
+    ("kinesis", Connector::Kinesis),
+    ("dynamodb", Connector::Dynamodb),
+    ("kafka", Connector::Kafka),
+];
+
+/// Which side of the task an endpoint is on (for messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `[source]`.
+    Source,
+    /// `[target]`.
+    Target,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+/// The connector for `url`'s scheme; a config error (listing the valid schemes) for
+/// an unknown one, an unsupported error for a known scheme whose connector is not
+/// built yet (or not compiled into this binary).
+pub fn connector_for(side: Side, url: &str) -> Result<Connector> {
+    let scheme = url_scheme(url).to_ascii_lowercase();
+    let connector = SCHEMES
+        .iter()
+        .find(|(s, _)| *s == scheme)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| {
+            let valid: Vec<String> = SCHEMES.iter().map(|(s, _)| format!("{s}://")).collect();
+            let what = if scheme.is_empty() {
+                "has no scheme".to_string()
+            } else {
+                format!("has unknown scheme `{scheme}://`")
+            };
+            Error::config(format!(
+                "{side} url {} {what}; valid schemes: {}",
+                redact_url(url),
+                valid.join(", ")
+            ))
+        })?;
+    match connector {
+        #[cfg(feature = "postgres")]
+        Connector::Postgres => Ok(connector),
+        _ => Err(Error::unsupported(format!(
+            "{side}: connector for scheme {scheme}:// is not built yet{}",
+            if connector == Connector::Postgres {
+                " (this binary was compiled without the `postgres` feature)"
+            } else {
+                ""
+            }
+        ))),
+    }
+}
+
+fn check_no_options(side: Side, endpoint: &EndpointConfig, connector: &str) -> Result<()> {
+    match endpoint.options.keys().next() {
+        None => Ok(()),
+        Some(key) => Err(Error::config(format!(
+            "{side}.options.{key}: the {connector} connector takes no options yet"
+        ))),
+    }
+}
+
+/// Runs `connect` with [`CONNECT_TIMEOUT`] (or `timeout`), naming the endpoint by its
+/// redacted URL in every error.
+async fn connect_with<T>(
+    side: Side,
+    url: &str,
+    timeout: Duration,
+    connect: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let redacted = redact_url(url);
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(endpoint)) => Ok(endpoint),
+        Ok(Err(e)) => Err(e.context(format!("{side} {redacted}"))),
+        Err(_) => Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "{side} {redacted}: could not connect within {} s",
+                timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// A source of any compiled-in connector.
+pub enum AnySource {
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(ferry_postgres::PgSource),
+}
+
+/// A sink of any compiled-in connector.
+pub enum AnySink {
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(ferry_postgres::PgSink),
+}
+
+/// The table writer of an [`AnySink`].
+pub enum AnyWriter {
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(<ferry_postgres::PgSink as Sink>::Writer),
+}
+
+impl std::fmt::Debug for AnySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AnySource({})", self.engine())
+    }
+}
+
+impl std::fmt::Debug for AnySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AnySink({})", self.engine())
+    }
+}
+
+/// `match` over every arm of an `Any*` enum, binding the inner value to `$v`.
+macro_rules! dispatch {
+    ($enum:ident, $value:expr, $v:ident => $body:expr) => {
+        match $value {
+            #[cfg(feature = "postgres")]
+            $enum::Postgres($v) => $body,
+        }
+    };
+}
+
+impl AnySource {
+    /// Connects to the source endpoint (bounded by [`CONNECT_TIMEOUT`]).
+    pub async fn connect(endpoint: &EndpointConfig) -> Result<Self> {
+        Self::connect_timeout(endpoint, CONNECT_TIMEOUT).await
+    }
+
+    /// Connects with an explicit timeout.
+    pub async fn connect_timeout(endpoint: &EndpointConfig, timeout: Duration) -> Result<Self> {
+        let url = endpoint.url.expose_secret();
+        match connector_for(Side::Source, url)? {
+            #[cfg(feature = "postgres")]
+            Connector::Postgres => {
+                check_no_options(Side::Source, endpoint, "postgres")?;
+                connect_with(
+                    Side::Source,
+                    url,
+                    timeout,
+                    ferry_postgres::PgSource::connect(url),
+                )
+                .await
+                .map(AnySource::Postgres)
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Error::internal(format!("no source arm for {other:?}"))),
+        }
+    }
+}
+
+impl AnySink {
+    /// Connects to the target endpoint (bounded by [`CONNECT_TIMEOUT`]).
+    pub async fn connect(endpoint: &EndpointConfig) -> Result<Self> {
+        Self::connect_timeout(endpoint, CONNECT_TIMEOUT).await
+    }
+
+    /// Connects with an explicit timeout.
+    pub async fn connect_timeout(endpoint: &EndpointConfig, timeout: Duration) -> Result<Self> {
+        let url = endpoint.url.expose_secret();
+        match connector_for(Side::Target, url)? {
+            #[cfg(feature = "postgres")]
+            Connector::Postgres => {
+                check_no_options(Side::Target, endpoint, "postgres")?;
+                connect_with(
+                    Side::Target,
+                    url,
+                    timeout,
+                    ferry_postgres::PgSink::connect(url),
+                )
+                .await
+                .map(AnySink::Postgres)
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Error::internal(format!("no sink arm for {other:?}"))),
+        }
+    }
+}
+
+impl Source for AnySource {
+    fn engine(&self) -> &'static str {
+        dispatch!(AnySource, self, s => s.engine())
+    }
+
+    async fn discover(&self, filter: &TableFilter) -> Result<Catalog> {
+        dispatch!(AnySource, self, s => s.discover(filter).await)
+    }
+
+    async fn begin_snapshot(&self) -> Result<Snapshot> {
+        dispatch!(AnySource, self, s => s.begin_snapshot().await)
+    }
+
+    async fn partitions(
+        &self,
+        snapshot: &Snapshot,
+        table: &TableSchema,
+        max: usize,
+    ) -> Result<Vec<Partition>> {
+        dispatch!(AnySource, self, s => s.partitions(snapshot, table, max).await)
+    }
+
+    async fn read_partition(
+        &self,
+        snapshot: &Snapshot,
+        table: Arc<TableSchema>,
+        partition: Partition,
+        out: BatchSender,
+    ) -> Result<u64> {
+        dispatch!(AnySource, self, s => s.read_partition(snapshot, table, partition, out).await)
+    }
+
+    async fn end_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        dispatch!(AnySource, self, s => s.end_snapshot(snapshot).await)
+    }
+
+    async fn stream_changes(
+        &self,
+        from: Option<Position>,
+        catalog: &Catalog,
+        out: BatchSender,
+    ) -> Result<()> {
+        dispatch!(AnySource, self, s => s.stream_changes(from, catalog, out).await)
+    }
+
+    async fn acknowledge(&self, durable: &Position) -> Result<()> {
+        dispatch!(AnySource, self, s => s.acknowledge(durable).await)
+    }
+}
+
+impl Sink for AnySink {
+    type Writer = AnyWriter;
+
+    fn engine(&self) -> &'static str {
+        dispatch!(AnySink, self, s => s.engine())
+    }
+
+    fn convert_schema(
+        &self,
+        source_engine: &str,
+        schema: &TableSchema,
+    ) -> Result<(TableSchema, Vec<Finding>)> {
+        dispatch!(AnySink, self, s => s.convert_schema(source_engine, schema))
+    }
+
+    async fn prepare_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
+        dispatch!(AnySink, self, s => s.prepare_table(schema, prep).await)
+    }
+
+    async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<AnyWriter> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AnySink::Postgres(s) => s.open_writer(schema).await.map(AnyWriter::Postgres),
+        }
+    }
+
+    async fn finish_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
+        dispatch!(AnySink, self, s => s.finish_table(schema, prep).await)
+    }
+
+    async fn apply(&self, batch: Batch) -> Result<()> {
+        dispatch!(AnySink, self, s => s.apply(batch).await)
+    }
+
+    async fn flush(&self) -> Result<Option<Position>> {
+        dispatch!(AnySink, self, s => s.flush().await)
+    }
+}
+
+impl TableWriter for AnyWriter {
+    async fn write(&mut self, batch: Batch) -> Result<()> {
+        dispatch!(AnyWriter, self, w => w.write(batch).await)
+    }
+
+    async fn finish(self) -> Result<u64> {
+        dispatch!(AnyWriter, self, w => w.finish().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TaskConfig;
+    use std::path::Path;
+
+    fn endpoint(url: &str, options: &str) -> EndpointConfig {
+        let text =
+            format!("[source]\nurl = \"{url}\"\n{options}\n[target]\nurl = \"postgres://h/db\"\n");
+        TaskConfig::parse(&text, Path::new("t.toml"), |_| None)
+            .expect("valid config")
+            .source
+    }
+
+    #[test]
+    fn schemes_pick_connectors() {
+        assert_eq!(
+            connector_for(Side::Source, "postgres://h/db").ok(),
+            Some(Connector::Postgres)
+        );
+        assert_eq!(
+            connector_for(Side::Target, "PostgreSQL://h/db").ok(),
+            Some(Connector::Postgres)
+        );
+    }
+
+    #[test]
+    fn known_but_unbuilt_schemes_say_so() {
+        for scheme in [
+            "mysql", "mariadb", "sqlite", "mongodb", "s3", "kinesis", "dynamodb", "kafka",
+        ] {
+            let e = connector_for(Side::Source, &format!("{scheme}://u:pw@h/x"))
+                .expect_err("not built");
+            assert_eq!(e.kind(), ErrorKind::Unsupported);
+            assert!(
+                e.message().contains(&format!(
+                    "connector for scheme {scheme}:// is not built yet"
+                )),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_scheme_lists_valid_ones_without_password() {
+        let e = connector_for(Side::Target, "oracle://u:hunter2@h/x").expect_err("unknown");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let msg = e.to_string();
+        assert!(msg.contains("oracle://"), "{msg}");
+        assert!(
+            msg.contains("postgresql://") && msg.contains("kafka://"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+        let e = connector_for(Side::Target, "h/x").expect_err("no scheme");
+        assert!(e.to_string().contains("has no scheme"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn options_are_not_silently_ignored() {
+        let ep = endpoint("postgres://h/db", "[source.options]\nfoo = 1\n");
+        let e = AnySource::connect(&ep).await.expect_err("options rejected");
+        assert!(e.to_string().contains("source.options.foo"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn connect_timeout_is_bounded_and_redacted() {
+        let started = std::time::Instant::now();
+        let e = connect_with(
+            Side::Source,
+            "postgres://u:hunter2@10.255.255.1/db",
+            Duration::from_millis(50),
+            std::future::pending::<Result<()>>(),
+        )
+        .await
+        .expect_err("times out");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        let msg = e.to_string();
+        assert!(msg.contains("postgres://u:***@10.255.255.1/db"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+}
