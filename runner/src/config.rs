@@ -15,7 +15,7 @@
 //! state-dir = ".ferry/shop"
 //! ```
 
-use ferry_core::TablePrep;
+use ferry_core::{TableFilter, TablePrep};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
@@ -286,6 +286,19 @@ impl TaskConfig {
                 what: "`mapping` (DMS table-mapping file)".into(),
             });
         }
+        for (name, patterns) in [
+            ("include", &self.task.include),
+            ("exclude", &self.task.exclude),
+        ] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(e) = TableFilter::new(std::slice::from_ref(pattern), &[]) {
+                    return Err(ConfigError::Invalid {
+                        at: doc.at_key(keys, &format!("task.{name}[{i}]")),
+                        message: e.message().to_string(),
+                    });
+                }
+            }
+        }
         if self.task.parallelism == 0 {
             return Err(ConfigError::Invalid {
                 at: doc.at_key(keys, "task.parallelism"),
@@ -360,7 +373,8 @@ impl Doc<'_> {
     /// Turns a deserialization error into [`ConfigError::Invalid`], naming the
     /// innermost key whose key or value span contains the error's span.
     fn invalid(&self, keys: &[KeyEntry], e: toml::de::Error) -> ConfigError {
-        let span = e.span();
+        // An empty span is the document itself (e.g. a missing top-level table).
+        let span = e.span().filter(|s| !s.is_empty());
         let key = span.as_ref().and_then(|s| {
             keys.iter()
                 .filter(|k| contains(&k.key, s) || contains(&k.value, s))
@@ -771,11 +785,23 @@ state-dir = ".ferry/shop"
     #[test]
     fn missing_section_and_wrong_type() {
         let e = parse("[source]\nurl = \"postgres://a/b\"\n").expect_err("no target");
-        assert!(e.to_string().contains("target"), "{e}");
+        assert_eq!(e.to_string(), "task.toml: missing field `target`");
         let e = parse("[source]\n[target]\nurl = \"postgres://a/b\"\n").expect_err("no url");
         assert!(e.to_string().contains("url"), "{e}");
         let e = parse(&format!("{MINIMAL}[task]\ninclude = \"shop.*\"\n")).expect_err("type");
         assert!(e.to_string().contains("task.include"), "{e}");
+    }
+
+    #[test]
+    fn bad_table_pattern_is_located() {
+        let text = format!("{MINIMAL}[task]\ninclude = [\"shop.*\",\n  \"orders\"]\n");
+        let e = parse(&text).expect_err("bad pattern");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("task.toml:8: key `task.include[1]`"),
+            "{msg}"
+        );
+        assert!(msg.contains("schema.table"), "{msg}");
     }
 
     #[test]

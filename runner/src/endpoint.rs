@@ -1,6 +1,16 @@
 //! Closed enums over the connectors compiled in ([`AnySource`], [`AnySink`],
 //! [`AnyWriter`]), one arm per connector behind its cargo feature, built from a URL
 //! whose scheme picks the connector (DESIGN.md §4).
+//!
+//! Adding a connector: a variant in each enum and an arm in `dispatch!`, the two
+//! `connect_timeout` functions and `AnySink::open_writer`, behind its cargo feature
+//! (and in the `not(any(...))` lists below).
+
+// A build without any connector compiles (the enums are empty) but does nothing.
+#![cfg_attr(
+    not(any(feature = "postgres")),
+    allow(unused_variables, unused_imports, unreachable_patterns, dead_code)
+)]
 
 use crate::config::{EndpointConfig, redact_url, url_scheme};
 use ferry_core::{
@@ -114,6 +124,13 @@ fn check_no_options(side: Side, endpoint: &EndpointConfig, connector: &str) -> R
     }
 }
 
+/// The `host:port` part of a URL (after `@`, before the path).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// Runs `connect` with [`CONNECT_TIMEOUT`] (or `timeout`), naming the endpoint by its
 /// redacted URL in every error.
 async fn connect_with<T>(
@@ -125,6 +142,8 @@ async fn connect_with<T>(
     let redacted = redact_url(url);
     match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(endpoint)) => Ok(endpoint),
+        // Connectors name their endpoint (without the password) in their own errors.
+        Ok(Err(e)) if e.message().contains(host_of(&redacted)) => Err(e.context(side)),
         Ok(Err(e)) => Err(e.context(format!("{side} {redacted}"))),
         Err(_) => Err(Error::new(
             ErrorKind::Connection,
@@ -175,6 +194,8 @@ macro_rules! dispatch {
         match $value {
             #[cfg(feature = "postgres")]
             $enum::Postgres($v) => $body,
+            #[cfg(not(any(feature = "postgres")))]
+            _ => unreachable!("no connector is compiled in, so no endpoint exists"),
         }
     };
 }
@@ -308,6 +329,8 @@ impl Sink for AnySink {
         match self {
             #[cfg(feature = "postgres")]
             AnySink::Postgres(s) => s.open_writer(schema).await.map(AnyWriter::Postgres),
+            #[cfg(not(any(feature = "postgres")))]
+            _ => unreachable!("no connector is compiled in, so no endpoint exists"),
         }
     }
 

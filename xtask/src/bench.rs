@@ -208,6 +208,7 @@ impl RunInfo {
 
 /// `cargo xtask bench`.
 pub fn bench() -> Result<ExitCode> {
+    let started = Instant::now();
     let config = Config::from_env()?;
     crate::ensure_prerequisites(&["psql", "pg_dump", "pg_restore", "pgbench"])?;
     let pg = ferry_tests::postgres()?;
@@ -224,9 +225,11 @@ pub fn bench() -> Result<ExitCode> {
     );
     // The release build runs while the server generates the source.
     let build = common::start_ferry_build(&root)?;
-    let prepared = prepare_source(&pg, &config);
+    if let Err(e) = prepare_source(&pg, &config) {
+        build.abort();
+        return Err(e);
+    }
     let ferry = build.finish()?;
-    prepared?;
 
     let tables = common::public_tables(&pg, SOURCE_DB)?;
     let counts = common::row_counts(&pg, SOURCE_DB, &tables)?;
@@ -283,6 +286,7 @@ pub fn bench() -> Result<ExitCode> {
             .unwrap_or(&report_path)
             .display()
     );
+    println!("bench finished in {:.0} s", started.elapsed().as_secs_f64());
     if pg.is_kit_managed() {
         println!("the services keep running; stop them with: cargo xtask services down");
     }
@@ -744,7 +748,8 @@ fn render_markdown(info: &RunInfo, outcomes: &[Outcome]) -> String {
     let _ = writeln!(s, "| {} |", HEADER.join(" | "));
     let _ = writeln!(s, "|---|---:|---:|---:|");
     for row in result_rows(info, outcomes) {
-        let _ = writeln!(s, "| {} |", row.join(" | "));
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
     s.push('\n');
     let _ = writeln!(
@@ -867,6 +872,7 @@ mod tests {
         assert!(md.contains("| method | seconds | rows/s | ferry ÷ method |"));
         assert!(md.contains("| ferry full load (parallelism 4) | 12.0 | 100,000 | 1.00× |"));
         assert!(md.contains("| pg_dump -Fd -j 4 + pg_restore -j 4 | FAILED | - | - |"));
+        assert!(md.contains("| pg_dump -Fc \\| pg_restore | 12.0 |"));
         assert!(md.contains("FAILED: boom"));
         assert!(md.contains("dump 1.0 s + restore 2.0 s."));
         assert!(md.contains("2 CPUs (Test CPU)"));

@@ -121,6 +121,12 @@ pub fn start_ferry_build(root: &Path) -> Result<FerryBuild> {
 }
 
 impl FerryBuild {
+    /// Stops the build (the caller failed before it needed the binary).
+    pub fn abort(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the build; returns the path of the binary.
     pub fn finish(mut self) -> Result<PathBuf> {
         let status = self
@@ -389,6 +395,7 @@ pub fn text_table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> Str
                 }
             }
         }
+        let mut s = s.trim_end().to_owned();
         s.push('\n');
         s
     };

@@ -190,7 +190,7 @@ SELECT i,
        CASE WHEN i % 5 = 0 THEN NULL
             ELSE (ARRAY['Great', 'Okay', 'Terrible', 'Love it', 'Meh — "fine"'])[1 + i % 5] END,
        CASE WHEN i % 3 = 0 THEN NULL
-            ELSE repeat('Lorem ipsum dolor sit amet. ', 1 + i % 8) || E'\nSecond line\twith a tab \\ and a backslash' END,
+            ELSE repeat('Lorem ipsum dolor sit amet. ', (1 + i % 8)::int) || E'\nSecond line\twith a tab \\ and a backslash' END,
        i % 50,
        CASE WHEN i % 4 = 0 THEN ARRAY['verified'] ELSE '{}' END,
        timestamptz '2022-01-01 00:00:00+00' + i * interval '11 minutes'
@@ -207,9 +207,11 @@ pub fn demo() -> Result<ExitCode> {
 
     // The release build runs while the server generates the sample data.
     let build = common::start_ferry_build(&root)?;
-    let seeded = seed(&pg);
+    if let Err(e) = seed(&pg) {
+        build.abort();
+        return Err(e);
+    }
     let ferry = build.finish()?;
-    seeded?;
 
     let urls = TaskUrls::new(&pg, SOURCE_DB, TARGET_DB);
     let state_dir = dir.join("state");

@@ -940,14 +940,18 @@ fn encode_in(
             out.put_i32(8);
             out.put_u64(v.to_bits());
         }
-        DataType::Decimal { precision, scale } => match value {
-            Value::Decimal(d) => encode_numeric(dt, value, *precision, *scale, d, out)?,
-            Value::Int16(_) | Value::Int32(_) | Value::Int64(_) | Value::UInt64(_) => {
-                let v = int_of(dt, value)?;
-                encode_numeric_int(dt, value, *precision, *scale, v, out)?;
+        DataType::Decimal { precision, scale } => {
+            // `numeric(p)` is `numeric(p,0)`.
+            let scale = scale.or(precision.map(|_| 0));
+            match value {
+                Value::Decimal(d) => encode_numeric(dt, value, *precision, scale, d, out)?,
+                Value::Int16(_) | Value::Int32(_) | Value::Int64(_) | Value::UInt64(_) => {
+                    let v = int_of(dt, value)?;
+                    encode_numeric_int(dt, value, *precision, scale, v, out)?;
+                }
+                _ => return Err(mismatch(dt, value)),
             }
-            _ => return Err(mismatch(dt, value)),
-        },
+        }
         DataType::Text { max_len, .. } => match value {
             Value::Text(t) | Value::Json(t) | Value::Enum(t) => {
                 check_no_nul(dt, value, t.as_bytes())?;
@@ -1883,6 +1887,18 @@ mod tests {
             encode_err(&constrained, &Value::Decimal(Decimal::PosInfinity)).contains("infinity")
         );
         body(&constrained, &Value::Decimal(Decimal::NaN));
+        // numeric(3) is numeric(3,0): PostgreSQL would round a fraction away.
+        let integral = PgColumnType::new(
+            DataType::Decimal {
+                precision: Some(3),
+                scale: None,
+            },
+            oid::NUMERIC,
+            0,
+        );
+        body(&integral, &dec("-999.000"));
+        assert!(encode_err(&integral, &dec("1.5")).contains("more than 0 digits"));
+        assert!(encode_err(&integral, &dec("1000")).contains("overflow"));
     }
 
     #[test]

@@ -1002,6 +1002,10 @@ mod tests {
             }
             texts.push(s);
         }
+        // The extremes of the format: 131072 digits before the point, 16383 after.
+        texts.push(format!("-9{}", "0".repeat(131_071)));
+        texts.push(format!("1{}.{}1", "7".repeat(131_071), "0".repeat(16_381)));
+        texts.push(format!("0.{}", "0".repeat(16_383)));
         client
             .batch_execute(
                 "DROP TABLE IF EXISTS ferry_codec_num;

@@ -108,10 +108,8 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
 pub(crate) fn enum_types(schema: &TableSchema) -> Vec<(String, Vec<String>)> {
     fn visit(t: &DataType, out: &mut Vec<(String, Vec<String>)>) {
         match t {
-            DataType::Enum { name, labels } => {
-                if !out.iter().any(|(n, _)| n == name) {
-                    out.push((name.clone(), labels.clone()));
-                }
+            DataType::Enum { name, labels } if !out.iter().any(|(n, _)| n == name) => {
+                out.push((name.clone(), labels.clone()));
             }
             DataType::Array(inner) => visit(inner, out),
             _ => {}

@@ -83,8 +83,9 @@
 //! from the [`DataType`] alone (not copy `source_type`, which here is the
 //! `DataType`'s display name). `Error`-level findings fail the check; other findings
 //! are kept in the report's notes. The created (converted) schema is what discovery
-//! must give back; values are compared with the suite's own, so a lossy conversion
-//! shows up as a value difference.
+//! must give back (enum type names without their namespace qualifier, which
+//! engines print differently); values are compared with the suite's own, so a lossy
+//! conversion shows up as a value difference.
 //!
 //! # What is not checked, and why
 //!
@@ -1040,7 +1041,8 @@ impl<'a, S: Source, K: Sink> Cx<'a, S, K> {
     }
 
     /// Discovered schema against the created one: names in order, types, nullability,
-    /// primary key and, if enabled, key names, unique keys and indexes.
+    /// primary key and, if enabled, key names, unique keys and indexes. Enum type
+    /// names are compared without namespace (see [`same_type`]).
     fn expect_schema(&self, created: &TableSchema, found: &TableSchema) -> Result<()> {
         let id = &created.id;
         let names = |s: &TableSchema| s.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
@@ -1052,7 +1054,7 @@ impl<'a, S: Source, K: Sink> Cx<'a, S, K> {
             )));
         }
         for (c, f) in created.columns.iter().zip(&found.columns) {
-            if c.data_type != f.data_type {
+            if !same_type(&c.data_type, &f.data_type) {
                 return Err(self.fail(format!(
                     "table {id} column {}: discovered type {} (source type {:?}), created {}",
                     c.name, f.data_type, f.source_type, c.data_type
@@ -1187,17 +1189,16 @@ impl<'a, S: Source, K: Sink> Cx<'a, S, K> {
                         ));
                     }
                     for (i, column) in created.columns.iter().enumerate() {
-                        let (w, g) = (want.get(i), got.get(i));
-                        if let (Some(w), Some(g)) = (w, g) {
-                            if !same_value(w, g) {
-                                return Err(self.fail(format!(
-                                    "table {id} {when}: column {} ({}), row ({}): {}",
-                                    column.name,
-                                    column.data_type,
-                                    show_key(want),
-                                    describe_difference(w, g)
-                                )));
-                            }
+                        if let (Some(w), Some(g)) = (want.get(i), got.get(i))
+                            && !same_value(w, g)
+                        {
+                            return Err(self.fail(format!(
+                                "table {id} {when}: column {} ({}), row ({}): {}",
+                                column.name,
+                                column.data_type,
+                                show_key(want),
+                                describe_difference(w, g)
+                            )));
                         }
                     }
                     e += 1;
@@ -1239,6 +1240,29 @@ impl<'a, S: Source, K: Sink> Cx<'a, S, K> {
             "table {id} {when}: row ({key}) was read back but not expected, or read back \
              twice ({want} rows expected, {got} read)"
         ))
+    }
+}
+
+/// Type equality, except that enum names are compared without their namespace
+/// qualifier and quotes: engines print type names their own way (PostgreSQL's
+/// `format_type` leaves out a schema on the search path). Labels must be equal.
+fn same_type(created: &DataType, found: &DataType) -> bool {
+    fn unqualified(name: &str) -> String {
+        name.rsplit('.').next().unwrap_or(name).replace('"', "")
+    }
+    match (created, found) {
+        (
+            DataType::Enum {
+                name: a,
+                labels: la,
+            },
+            DataType::Enum {
+                name: b,
+                labels: lb,
+            },
+        ) => la == lb && unqualified(a) == unqualified(b),
+        (DataType::Array(a), DataType::Array(b)) => same_type(a, b),
+        _ => created == found,
     }
 }
 

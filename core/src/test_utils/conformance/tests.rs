@@ -131,10 +131,10 @@ fn mangle(fault: Fault, value: &mut Value) {
     match (fault, &mut *value) {
         (Fault::NanToZero, Value::Float64(f)) if f.is_nan() => *f = 0.0,
         (Fault::CutDecimals, Value::Decimal(Decimal::Finite(text))) => {
-            if let Some((int, frac)) = text.split_once('.') {
-                if frac.len() > 2 {
-                    *text = format!("{int}.{}", &frac[..2]).into();
-                }
+            if let Some((int, frac)) = text.split_once('.')
+                && frac.len() > 2
+            {
+                *text = format!("{int}.{}", &frac[..2]).into();
             }
         }
         (_, Value::Array(array)) => array.values.iter_mut().for_each(|v| mangle(fault, v)),
@@ -418,4 +418,20 @@ async fn a_step_that_hangs_times_out() {
     let msg = message(sink_round_trip(&source, &sink, "conf", &caps).await);
     assert!(msg.contains("finish_table(DropAndCreate)"), "{msg}");
     assert!(msg.contains("did not complete within"), "{msg}");
+}
+
+#[test]
+fn enum_names_compare_without_namespace() {
+    let mood = |name: &str, labels: &[&str]| DataType::Enum {
+        name: name.into(),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+    };
+    assert!(same_type(&mood("public.m", &["a"]), &mood("m", &["a"])));
+    assert!(same_type(
+        &DataType::Array(Box::new(mood("s.m", &["a"]))),
+        &DataType::Array(Box::new(mood("\"s\".\"m\"", &["a"])))
+    ));
+    assert!(!same_type(&mood("s.m", &["a"]), &mood("s.m", &["a", "b"])));
+    assert!(!same_type(&mood("s.m", &["a"]), &mood("s.n", &["a"])));
+    assert!(!same_type(&DataType::Int32, &DataType::Int64));
 }
