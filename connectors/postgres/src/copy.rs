@@ -703,15 +703,20 @@ mod tests {
         }
     }
 
+    /// A fresh database on the test kit's PostgreSQL.
+    fn scratch_database() -> String {
+        let pg = ferry_tests::postgres_or_panic();
+        let db = pg.create_database("codec").expect("create database");
+        pg.url(&db)
+    }
+
     /// Every type through a real server: PostgreSQL writes binary COPY, the reader
     /// decodes it, the writer encodes it again and PostgreSQL loads it; the two tables
-    /// must print the same. Run with `FERRY_TEST_PG_URL=postgres://... cargo test -p
-    /// ferry-postgres --lib copy -- --ignored`.
+    /// must print the same.
     #[tokio::test]
-    #[ignore = "needs FERRY_TEST_PG_URL naming a scratch PostgreSQL database"]
     async fn server_round_trip() {
         use futures_util::{SinkExt, StreamExt};
-        let url = std::env::var("FERRY_TEST_PG_URL").expect("FERRY_TEST_PG_URL");
+        let url = scratch_database();
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .expect("connect");
@@ -948,13 +953,11 @@ mod tests {
     }
 
     /// Numerics in bulk against the server: what it sends decodes to what it prints,
-    /// and what the writer sends it prints back unchanged. Run like
-    /// `server_round_trip`.
+    /// and what the writer sends it prints back unchanged.
     #[tokio::test]
-    #[ignore = "needs FERRY_TEST_PG_URL naming a scratch PostgreSQL database"]
     async fn server_numerics() {
         use futures_util::{SinkExt, StreamExt};
-        let url = std::env::var("FERRY_TEST_PG_URL").expect("FERRY_TEST_PG_URL");
+        let url = scratch_database();
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .expect("connect");
