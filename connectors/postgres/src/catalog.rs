@@ -26,6 +26,8 @@ pub(crate) struct PgTable {
 #[derive(Debug, Clone)]
 struct TypeInfo {
     qualified_name: String,
+    /// `schema.name`, unquoted (the engine-neutral enum name).
+    plain_name: String,
     typtype: char,
     typcategory: char,
     typelem: u32,
@@ -59,8 +61,8 @@ WITH RECURSIVE wanted(oid) AS (
     WHERE x <> 0
 )
 SELECT t.oid, format_type(t.oid, NULL), t.typtype::text, t.typcategory::text, t.typelem,
-       t.typbasetype, t.typtypmod
-FROM pg_type t JOIN wanted w ON w.oid = t.oid";
+       t.typbasetype, t.typtypmod, n.nspname || '.' || t.typname
+FROM pg_type t JOIN wanted w ON w.oid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace";
 
 const ENUMS_SQL: &str = "
 SELECT enumtypid, array_agg(enumlabel::text ORDER BY enumsortorder)
@@ -277,6 +279,7 @@ async fn load_types(
                 row.get::<_, u32>(0),
                 TypeInfo {
                     qualified_name: row.get(1),
+                    plain_name: row.get(7),
                     typtype: ch(2),
                     typcategory: ch(3),
                     typelem: row.get(4),
@@ -379,7 +382,7 @@ fn logical_type(
             };
             if info.typtype == 'e' {
                 return DataType::Enum {
-                    name: info.qualified_name.clone(),
+                    name: info.plain_name.clone(),
                     labels: labels.get(&oid).cloned().unwrap_or_default(),
                 };
             }

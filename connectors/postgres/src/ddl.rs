@@ -5,7 +5,9 @@ use ferry_core::{Column, DataType, Finding, FindingLevel, Index, IndexPart, Tabl
 
 /// The PostgreSQL type for a logical type from another engine, and a finding when
 /// the mapping is not exact.
-pub(crate) fn type_name(data_type: &DataType) -> (String, Option<String>) {
+///
+/// Enum types without a schema in their name live in `namespace` (the table's).
+pub(crate) fn type_name(data_type: &DataType, namespace: &str) -> (String, Option<String>) {
     let plain = |s: &str| (s.to_string(), None);
     match data_type {
         DataType::Bool => plain("boolean"),
@@ -42,9 +44,9 @@ pub(crate) fn type_name(data_type: &DataType) -> (String, Option<String>) {
         DataType::Inet => plain("inet"),
         DataType::Cidr => plain("cidr"),
         DataType::MacAddr => plain("macaddr"),
-        DataType::Enum { name, .. } => (quote_ident(name), None),
+        DataType::Enum { name, .. } => (enum_sql_name(name, namespace).1, None),
         DataType::Array(inner) => {
-            let (name, finding) = type_name(inner);
+            let (name, finding) = type_name(inner, namespace);
             (format!("{name}[]"), finding)
         }
         DataType::Other { engine, name } => (
@@ -79,7 +81,7 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
                 ));
             }
         } else {
-            let (name, lossy) = type_name(&column.data_type);
+            let (name, lossy) = type_name(&column.data_type, &schema.id.namespace);
             if let Some(message) = lossy {
                 findings.push(finding(FindingLevel::Warning, message));
             }
@@ -104,54 +106,48 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
     (target, findings)
 }
 
-/// Enum types a table needs, as (qualified type name, labels).
-pub(crate) fn enum_types(schema: &TableSchema) -> Vec<(String, Vec<String>)> {
-    fn visit(t: &DataType, out: &mut Vec<(String, Vec<String>)>) {
+/// Enum types a table needs, as (quoted schema, quoted qualified name, labels).
+pub(crate) fn enum_types(schema: &TableSchema) -> Vec<(String, String, Vec<String>)> {
+    fn visit(t: &DataType, namespace: &str, out: &mut Vec<(String, String, Vec<String>)>) {
         match t {
-            DataType::Enum { name, labels } if !out.iter().any(|(n, _)| n == name) => {
-                out.push((name.clone(), labels.clone()));
+            DataType::Enum { name, labels } => {
+                let (schema, qualified) = enum_sql_name(name, namespace);
+                if !out.iter().any(|(_, n, _)| *n == qualified) {
+                    out.push((schema, qualified, labels.clone()));
+                }
             }
-            DataType::Array(inner) => visit(inner, out),
+            DataType::Array(inner) => visit(inner, namespace, out),
             _ => {}
         }
     }
     let mut out = Vec::new();
     for c in &schema.columns {
-        visit(&c.data_type, &mut out);
+        visit(&c.data_type, &schema.id.namespace, &mut out);
     }
     out
 }
 
-/// Statement creating an enum type unless it exists. `name` is as `format_type`
-/// prints it (already quoted where needed, schema-qualified when not on the path).
-pub(crate) fn create_enum(name: &str, labels: &[String]) -> String {
+/// The quoted schema and quoted qualified name of an enum called `schema.name`
+/// (or just `name`, which then lives in `namespace`).
+pub(crate) fn enum_sql_name(name: &str, namespace: &str) -> (String, String) {
+    let (schema, name) = name.split_once('.').unwrap_or((namespace, name));
+    let schema = quote_ident(schema);
+    let qualified = format!("{schema}.{}", quote_ident(name));
+    (schema, qualified)
+}
+
+/// Statements creating an enum type (and its schema) unless they exist.
+pub(crate) fn create_enum(schema: &str, qualified: &str, labels: &[String]) -> String {
     let labels = labels
         .iter()
         .map(|l| quote_literal(l))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut sql = String::new();
-    if let Some(schema) = schema_of(name) {
-        sql.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {schema};\n"));
-    }
-    sql.push_str(&format!(
-        "DO $ferry$ BEGIN CREATE TYPE {name} AS ENUM ({labels}); \
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};\n\
+         DO $ferry$ BEGIN CREATE TYPE {qualified} AS ENUM ({labels}); \
          EXCEPTION WHEN duplicate_object THEN NULL; END $ferry$;"
-    ));
-    sql
-}
-
-/// The schema part of a possibly qualified, possibly quoted type name.
-fn schema_of(name: &str) -> Option<&str> {
-    let mut quoted = false;
-    for (i, ch) in name.char_indices() {
-        match ch {
-            '"' => quoted = !quoted,
-            '.' if !quoted => return Some(&name[..i]),
-            _ => {}
-        }
-    }
-    None
+    )
 }
 
 /// `CREATE TABLE` for a converted schema (types from `source_type`).
@@ -312,9 +308,14 @@ mod tests {
     }
 
     #[test]
-    fn enum_schema_is_found_outside_quotes() {
-        assert_eq!(schema_of("shop.mood"), Some("shop"));
-        assert_eq!(schema_of("\"a.b\".mood"), Some("\"a.b\""));
-        assert_eq!(schema_of("mood"), None);
+    fn enum_names_are_qualified_and_quoted() {
+        assert_eq!(
+            enum_sql_name("shop.Mood", "public"),
+            ("\"shop\"".into(), "\"shop\".\"Mood\"".into())
+        );
+        assert_eq!(
+            enum_sql_name("t_mood", "sales"),
+            ("\"sales\"".into(), "\"sales\".\"t_mood\"".into())
+        );
     }
 }

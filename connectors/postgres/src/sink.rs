@@ -83,8 +83,8 @@ impl PgSink {
             "BEGIN;\nCREATE SCHEMA IF NOT EXISTS {};\n",
             quote_ident(&schema.id.namespace)
         );
-        for (name, labels) in ddl::enum_types(schema) {
-            sql.push_str(&ddl::create_enum(&name, &labels));
+        for (enum_schema, name, labels) in ddl::enum_types(schema) {
+            sql.push_str(&ddl::create_enum(&enum_schema, &name, &labels));
             sql.push('\n');
         }
         if drop {
@@ -127,6 +127,11 @@ impl Sink for PgSink {
         let exists = catalog::discover_one(&client, &self.target, &schema.id)
             .await?
             .is_some();
+        // Only tables created here get keys and indexes after the load.
+        self.created
+            .lock()
+            .map_err(|_| Self::lock_err())?
+            .remove(&schema.id);
         match prep {
             TablePrep::DropAndCreate => self.create(&client, schema, true).await?,
             TablePrep::Truncate if exists => {
