@@ -7,6 +7,7 @@ pub mod channel;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod policy;
 pub mod schema;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;
@@ -18,9 +19,13 @@ pub use channel::{BatchReceiver, BatchSender, batch_channel};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Batch, ChangeEvent, Operation, Position, Row};
 pub use filter::TableFilter;
+pub use policy::{BadDataPolicy, BadRow, LoadReport};
 pub use schema::{
-    Catalog, Column, Finding, FindingLevel, Index, IndexPart, TableId, TableSchema, UniqueKey,
+    Catalog, Column, Finding, FindingLevel, ForeignKey, Index, IndexPart, ReferentialAction,
+    TableId, TableSchema, UniqueKey, finding_code,
 };
-pub use traits::{Partition, PartitionRange, Sink, Snapshot, Source, TablePrep, TableWriter};
+pub use traits::{
+    Partition, PartitionRange, SchemaDdl, Sink, Snapshot, Source, TablePrep, TableWriter,
+};
 pub use types::DataType;
 pub use value::{Array, ArrayDim, Decimal, Interval, Text, Value};

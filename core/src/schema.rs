@@ -77,6 +77,57 @@ pub enum IndexPart {
     Expression(String),
 }
 
+/// What a foreign key does when the referenced row is deleted or its key updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReferentialAction {
+    /// Fail at the end of the statement (SQL's default).
+    #[default]
+    NoAction,
+    /// Fail immediately.
+    Restrict,
+    /// Delete or update the referencing rows too.
+    Cascade,
+    /// Set the referencing columns to NULL.
+    SetNull,
+    /// Set the referencing columns to their defaults.
+    SetDefault,
+}
+
+impl ReferentialAction {
+    /// The SQL spelling (`NO ACTION`, `CASCADE`, ...).
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            ReferentialAction::NoAction => "NO ACTION",
+            ReferentialAction::Restrict => "RESTRICT",
+            ReferentialAction::Cascade => "CASCADE",
+            ReferentialAction::SetNull => "SET NULL",
+            ReferentialAction::SetDefault => "SET DEFAULT",
+        }
+    }
+}
+
+/// A foreign key: columns of this table that reference a key of another (or the
+/// same) table. Sinks create foreign keys only after every table of the task is
+/// loaded ([`crate::Sink::add_foreign_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// Constraint name at the source.
+    pub name: String,
+    /// Referencing columns of this table, in key order.
+    pub columns: Vec<String>,
+    /// The referenced table.
+    pub referenced_table: TableId,
+    /// Referenced columns, in the same order as `columns`.
+    pub referenced_columns: Vec<String>,
+    /// Action on delete of the referenced row.
+    #[serde(default)]
+    pub on_delete: ReferentialAction,
+    /// Action on update of the referenced key.
+    #[serde(default)]
+    pub on_update: ReferentialAction,
+}
+
 /// Everything a sink needs to create and load a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSchema {
@@ -92,6 +143,9 @@ pub struct TableSchema {
     pub unique_keys: Vec<UniqueKey>,
     /// Secondary indexes that are not constraints.
     pub indexes: Vec<Index>,
+    /// Foreign keys to other tables (or this one).
+    #[serde(default)]
+    pub foreign_keys: Vec<ForeignKey>,
     /// The source's estimate of its row count.
     pub estimated_rows: Option<u64>,
     /// The source's estimate of its size in bytes.
@@ -108,6 +162,7 @@ impl TableSchema {
             primary_key_name: None,
             unique_keys: Vec::new(),
             indexes: Vec::new(),
+            foreign_keys: Vec::new(),
             estimated_rows: None,
             estimated_bytes: None,
         }
@@ -151,17 +206,87 @@ pub enum FindingLevel {
     Error,
 }
 
+/// Stable [`Finding::code`]s, for scripts and tests that look for a kind of finding.
+pub mod finding_code {
+    /// A column type mapped with a loss, or not mapped at all.
+    pub const TYPE_MAPPING: &str = "type-mapping";
+    /// A table without a primary key (CDC needs one to apply updates and deletes).
+    pub const NO_PRIMARY_KEY: &str = "no-primary-key";
+    /// A generated (computed) column: loaded as plain values, expression not kept.
+    pub const GENERATED_COLUMN: &str = "generated-column";
+    /// A trigger that is not converted.
+    pub const TRIGGER: &str = "trigger";
+    /// A view that is not converted.
+    pub const VIEW: &str = "view";
+    /// A function or procedure that is not converted.
+    pub const ROUTINE: &str = "routine";
+    /// A sequence that is not converted (its current value is not carried over).
+    pub const SEQUENCE: &str = "sequence";
+    /// A character-set or collation issue.
+    pub const CHARSET: &str = "charset";
+    /// Values present at the source that the target cannot hold (zero dates, NUL
+    /// bytes), handled by the bad-data policy.
+    pub const BAD_DATA: &str = "bad-data";
+    /// The size of a table (rows, bytes).
+    pub const TABLE_SIZE: &str = "table-size";
+    /// A foreign key that is not created (e.g. it references a table not selected).
+    pub const FOREIGN_KEY: &str = "foreign-key";
+    /// A table that already exists at the target.
+    pub const TARGET_EXISTS: &str = "target-exists";
+    /// Anything else.
+    pub const OTHER: &str = "other";
+}
+
 /// One item of an assessment or conversion report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Severity.
     pub level: FindingLevel,
+    /// What kind of finding, one of [`finding_code`] (e.g. `no-primary-key`).
+    #[serde(default)]
+    pub code: String,
     /// Table concerned, if any.
     pub table: Option<TableId>,
     /// Column concerned, if any.
     pub column: Option<String>,
+    /// The object concerned when it is not a table or column (e.g. `trigger
+    /// audit_trg`, `view shop.v_orders`, `function shop.f(integer)`).
+    #[serde(default)]
+    pub object: Option<String>,
     /// What was found and what to do about it.
     pub message: String,
+}
+
+impl Finding {
+    /// A finding of `level` and `code` with a message and nothing else set.
+    pub fn new(level: FindingLevel, code: &str, message: impl Into<String>) -> Self {
+        Finding {
+            level,
+            code: code.to_string(),
+            table: None,
+            column: None,
+            object: None,
+            message: message.into(),
+        }
+    }
+
+    /// Sets the table concerned.
+    pub fn table(mut self, table: &TableId) -> Self {
+        self.table = Some(table.clone());
+        self
+    }
+
+    /// Sets the column concerned.
+    pub fn column(mut self, column: impl Into<String>) -> Self {
+        self.column = Some(column.into());
+        self
+    }
+
+    /// Sets the object concerned.
+    pub fn object(mut self, object: impl Into<String>) -> Self {
+        self.object = Some(object.into());
+        self
+    }
 }
 
 impl fmt::Display for Finding {
@@ -177,6 +302,9 @@ impl fmt::Display for Finding {
             if let Some(c) = &self.column {
                 write!(f, ".{c}")?;
             }
+        }
+        if let Some(o) = &self.object {
+            write!(f, " ({o})")?;
         }
         write!(f, ": {}", self.message)
     }

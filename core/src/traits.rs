@@ -7,6 +7,7 @@ use crate::channel::BatchSender;
 use crate::error::{Error, Result};
 use crate::event::{Batch, Position, Row};
 use crate::filter::TableFilter;
+use crate::policy::{BadDataPolicy, LoadReport};
 use crate::schema::{Catalog, Finding, TableId, TableSchema};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -68,6 +69,18 @@ pub struct Partition {
     pub range: PartitionRange,
 }
 
+/// The target DDL for one table, split by when it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaDdl {
+    /// Before the load: schema/namespace, types (e.g. enums), `CREATE TABLE`.
+    pub pre_load: Vec<String>,
+    /// After this table is loaded: primary key, unique keys, indexes.
+    pub post_load: Vec<String>,
+    /// After **every** table of the task is loaded: foreign keys (they reference
+    /// other tables).
+    pub foreign_keys: Vec<String>,
+}
+
 /// A database or service that data is read from.
 pub trait Source: Send + Sync {
     /// Engine name (`postgres`, `mysql`, ...), used for type mapping.
@@ -88,14 +101,19 @@ pub trait Source: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<Partition>>> + Send;
 
-    /// Streams one partition's rows as insert batches into `out`; returns rows read.
+    /// Streams one partition's rows as insert batches into `out`. Values the source
+    /// cannot decode into a valid [`crate::Value`] (MySQL zero dates, invalid UTF-8)
+    /// are handled by `policy` through [`crate::policy::BadDataRecorder`]. Returns
+    /// the rows sent (`rows`), the rows left out (`skipped_rows`) and the bad values
+    /// met.
     fn read_partition(
         &self,
         snapshot: &Snapshot,
         table: Arc<TableSchema>,
         partition: Partition,
+        policy: BadDataPolicy,
         out: BatchSender,
-    ) -> impl Future<Output = Result<u64>> + Send;
+    ) -> impl Future<Output = Result<LoadReport>> + Send;
 
     /// Releases the view opened by [`Source::begin_snapshot`].
     fn end_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<()>> + Send;
@@ -119,6 +137,15 @@ pub trait Source: Send + Sync {
     /// it may release upstream resources (replication slot, binlog retention).
     fn acknowledge(&self, _durable: &Position) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// Engine-specific premigration findings about the selected tables (`catalog`
+    /// is what [`Source::discover`] returned): objects that are not converted
+    /// (triggers, views, routines, sequences), tables without a primary key,
+    /// generated columns, character-set issues, bad data present (e.g. zero dates),
+    /// table sizes. The default finds nothing.
+    fn assess(&self, _catalog: &Catalog) -> impl Future<Output = Result<Vec<Finding>>> + Send {
+        async { Ok(Vec::new()) }
     }
 }
 
@@ -145,10 +172,13 @@ pub trait Sink: Send + Sync {
         prep: TablePrep,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Opens a bulk writer for one partition of `schema` (already prepared).
+    /// Opens a bulk writer for one partition of `schema` (already prepared). Values
+    /// the target cannot hold (NUL bytes for PostgreSQL, over-long text, numbers out
+    /// of range) are handled by `policy`; see [`crate::policy`].
     fn open_writer(
         &self,
         schema: Arc<TableSchema>,
+        policy: BadDataPolicy,
     ) -> impl Future<Output = Result<Self::Writer>> + Send;
 
     /// Runs what is best done after the load: primary key, unique keys, indexes.
@@ -157,6 +187,39 @@ pub trait Sink: Send + Sync {
         schema: &TableSchema,
         prep: TablePrep,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Creates `schema`'s foreign keys. The runner calls it for every table once
+    /// **all** tables of the task are loaded and finished, and only with foreign keys
+    /// whose referenced table is part of the task. The default does nothing.
+    fn add_foreign_keys(
+        &self,
+        _schema: &TableSchema,
+        _prep: TablePrep,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// The DDL this sink would run for `schema` (already converted by
+    /// [`Sink::convert_schema`]), without touching the target: `ferry schema`
+    /// prints it. The default says the sink cannot show its DDL.
+    fn schema_ddl(&self, schema: &TableSchema) -> Result<SchemaDdl> {
+        Err(Error::unsupported(format!(
+            "{} sink cannot print DDL for {} (it has no DDL or does not show it yet)",
+            self.engine(),
+            schema.id
+        )))
+    }
+
+    /// Target-side premigration findings for the converted tables (e.g. tables that
+    /// already exist and would be dropped, missing privileges). The default finds
+    /// nothing.
+    fn assess(
+        &self,
+        _schemas: &[TableSchema],
+        _prep: TablePrep,
+    ) -> impl Future<Output = Result<Vec<Finding>>> + Send {
+        async { Ok(Vec::new()) }
+    }
 
     /// Applies change events in order (CDC). The default refuses.
     fn apply(&self, _batch: Batch) -> impl Future<Output = Result<()>> + Send {
@@ -180,6 +243,7 @@ pub trait TableWriter: Send {
     /// Writes a batch of inserts.
     fn write(&mut self, batch: Batch) -> impl Future<Output = Result<()>> + Send;
 
-    /// Completes the load durably; returns rows written.
-    fn finish(self) -> impl Future<Output = Result<u64>> + Send;
+    /// Completes the load durably; returns rows written (`rows`), rows left out by
+    /// the bad-data policy (`skipped_rows`) and the bad values met.
+    fn finish(self) -> impl Future<Output = Result<LoadReport>> + Send;
 }

@@ -15,10 +15,11 @@
 //! state-dir = ".ferry/shop"
 //! ```
 
-use ferry_core::{TableFilter, TablePrep};
+use ferry_core::{BadDataPolicy, TableFilter, TablePrep};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -216,8 +217,25 @@ pub struct TaskSettings {
     #[serde(default = "default_parallelism")]
     pub parallelism: usize,
     /// Directory for checkpoints and statistics when the target cannot hold them.
+    /// When set, every bad value met under a bad-data policy is also written to
+    /// `<state-dir>/bad-rows.jsonl`.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// What to do with a value the target cannot hold (NUL bytes in text for
+    /// PostgreSQL, text longer than `varchar(n)`, numbers out of range, MySQL zero
+    /// dates, invalid UTF-8): `fail` (default: stop, naming table, column and row
+    /// key) | `null` (load NULL; fails on a NOT NULL column) | `clamp` (nearest
+    /// value the target holds: NULs stripped, text truncated, numbers set to the
+    /// type's bound) | `skip-row` (leave the row out). Every value changed and every
+    /// row left out is listed in the run summary.
+    #[serde(default)]
+    pub bad_data: BadDataPolicy,
+    /// `[task.bad-data-tables]`: per-table overrides of `bad-data`, keyed by source
+    /// `schema.table` (`%` or `*` wildcards allowed), e.g. `"shop.legacy" = "null"`.
+    /// An exact name wins over patterns, a longer pattern over a shorter one; a key
+    /// without wildcards must name a selected table.
+    #[serde(default)]
+    pub bad_data_tables: BTreeMap<String, BadDataPolicy>,
 }
 
 impl Default for TaskSettings {
@@ -229,6 +247,8 @@ impl Default for TaskSettings {
             exclude: Vec::new(),
             parallelism: DEFAULT_PARALLELISM,
             state_dir: None,
+            bad_data: BadDataPolicy::default(),
+            bad_data_tables: BTreeMap::new(),
         }
     }
 }
@@ -297,6 +317,14 @@ impl TaskConfig {
                         message: e.message().to_string(),
                     });
                 }
+            }
+        }
+        for pattern in self.task.bad_data_tables.keys() {
+            if let Err(e) = TableFilter::new(std::slice::from_ref(pattern), &[]) {
+                return Err(ConfigError::Invalid {
+                    at: doc.at_key(keys, &format!("task.bad-data-tables.{pattern}")),
+                    message: e.message().to_string(),
+                });
             }
         }
         if self.task.parallelism == 0 {
@@ -721,6 +749,52 @@ state-dir = ".ferry/shop"
         assert_eq!(c.task.parallelism, 8);
         assert_eq!(c.task.state_dir, Some(PathBuf::from(".ferry/shop")));
         assert_eq!(c.secrets(), vec!["s3cr3t".to_string()]);
+    }
+
+    #[test]
+    fn bad_data_policies_parse_with_per_table_overrides() {
+        let text = format!(
+            "{MINIMAL}[task]\nbad-data = \"clamp\"\n[task.bad-data-tables]\n\
+             \"shop.legacy\" = \"null\"\n\"shop.tmp_%\" = \"skip-row\"\n"
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(c.task.bad_data, BadDataPolicy::Clamp);
+        assert_eq!(
+            c.task.bad_data_tables.get("shop.legacy"),
+            Some(&BadDataPolicy::Null)
+        );
+        assert_eq!(
+            c.task.bad_data_tables.get("shop.tmp_%"),
+            Some(&BadDataPolicy::SkipRow)
+        );
+        assert_eq!(
+            parse(MINIMAL).expect("valid").task.bad_data,
+            BadDataPolicy::Fail
+        );
+
+        let e =
+            parse(&format!("{MINIMAL}[task]\nbad-data = \"skip\"\n")).expect_err("unknown policy");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("task.bad-data") && msg.contains("skip-row"),
+            "{msg}"
+        );
+        assert_eq!(e.location().and_then(|l| l.line), Some(7));
+
+        let e = parse(&format!(
+            "{MINIMAL}[task.bad-data-tables]\n\"legacy\" = \"null\"\n"
+        ))
+        .expect_err("no schema part");
+        assert_eq!(
+            e.location().and_then(|l| l.key.clone()).as_deref(),
+            Some("task.bad-data-tables.legacy")
+        );
+        assert_eq!(e.location().and_then(|l| l.line), Some(7));
+        let e = parse(&format!(
+            "{MINIMAL}[task.bad-data-tables]\n\"s.t\" = \"zero\"\n"
+        ))
+        .expect_err("unknown policy");
+        assert!(e.to_string().contains("zero"), "{e}");
     }
 
     #[test]

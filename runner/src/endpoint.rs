@@ -14,8 +14,9 @@
 
 use crate::config::{EndpointConfig, redact_url, url_scheme};
 use ferry_core::{
-    Batch, BatchSender, Catalog, Error, ErrorKind, Finding, Partition, Position, Result, Sink,
-    Snapshot, Source, TableFilter, TablePrep, TableSchema, TableWriter,
+    BadDataPolicy, Batch, BatchSender, Catalog, Error, ErrorKind, Finding, LoadReport, Partition,
+    Position, Result, SchemaDdl, Sink, Snapshot, Source, TableFilter, TablePrep, TableSchema,
+    TableWriter,
 };
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -283,9 +284,10 @@ impl Source for AnySource {
         snapshot: &Snapshot,
         table: Arc<TableSchema>,
         partition: Partition,
+        policy: BadDataPolicy,
         out: BatchSender,
-    ) -> Result<u64> {
-        dispatch!(AnySource, self, s => s.read_partition(snapshot, table, partition, out).await)
+    ) -> Result<LoadReport> {
+        dispatch!(AnySource, self, s => s.read_partition(snapshot, table, partition, policy, out).await)
     }
 
     async fn end_snapshot(&self, snapshot: Snapshot) -> Result<()> {
@@ -303,6 +305,10 @@ impl Source for AnySource {
 
     async fn acknowledge(&self, durable: &Position) -> Result<()> {
         dispatch!(AnySource, self, s => s.acknowledge(durable).await)
+    }
+
+    async fn assess(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
+        dispatch!(AnySource, self, s => s.assess(catalog).await)
     }
 }
 
@@ -325,10 +331,17 @@ impl Sink for AnySink {
         dispatch!(AnySink, self, s => s.prepare_table(schema, prep).await)
     }
 
-    async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<AnyWriter> {
+    async fn open_writer(
+        &self,
+        schema: Arc<TableSchema>,
+        policy: BadDataPolicy,
+    ) -> Result<AnyWriter> {
         match self {
             #[cfg(feature = "postgres")]
-            AnySink::Postgres(s) => s.open_writer(schema).await.map(AnyWriter::Postgres),
+            AnySink::Postgres(s) => s
+                .open_writer(schema, policy)
+                .await
+                .map(AnyWriter::Postgres),
             #[cfg(not(any(feature = "postgres")))]
             _ => unreachable!("no connector is compiled in, so no endpoint exists"),
         }
@@ -336,6 +349,18 @@ impl Sink for AnySink {
 
     async fn finish_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
         dispatch!(AnySink, self, s => s.finish_table(schema, prep).await)
+    }
+
+    async fn add_foreign_keys(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
+        dispatch!(AnySink, self, s => s.add_foreign_keys(schema, prep).await)
+    }
+
+    fn schema_ddl(&self, schema: &TableSchema) -> Result<SchemaDdl> {
+        dispatch!(AnySink, self, s => s.schema_ddl(schema))
+    }
+
+    async fn assess(&self, schemas: &[TableSchema], prep: TablePrep) -> Result<Vec<Finding>> {
+        dispatch!(AnySink, self, s => s.assess(schemas, prep).await)
     }
 
     async fn apply(&self, batch: Batch) -> Result<()> {
@@ -352,7 +377,7 @@ impl TableWriter for AnyWriter {
         dispatch!(AnyWriter, self, w => w.write(batch).await)
     }
 
-    async fn finish(self) -> Result<u64> {
+    async fn finish(self) -> Result<LoadReport> {
         dispatch!(AnyWriter, self, w => w.finish().await)
     }
 }

@@ -3,11 +3,15 @@
 
 use crate::config::TaskSettings;
 use crate::progress::{Progress, TableProgress};
+use ferry_core::filter::wildcard_match;
 use ferry_core::{
-    Error, ErrorKind, Finding, FindingLevel, Partition, Result, Sink, Snapshot, Source,
-    TableFilter, TableId, TablePrep, TableSchema, TableWriter, batch_channel,
+    BadDataPolicy, BadRow, Error, ErrorKind, Finding, FindingLevel, LoadReport, Partition, Result,
+    Sink, Snapshot, Source, TableFilter, TableId, TablePrep, TableSchema, TableWriter,
+    batch_channel, finding_code,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -28,6 +32,12 @@ pub struct Plan {
     pub table_prep: TablePrep,
     /// Partitions copied at once (at least 1).
     pub parallelism: usize,
+    /// Bad-data policy of tables without an override.
+    pub bad_data: BadDataPolicy,
+    /// Per-table overrides: `schema.table` patterns and their policy.
+    pub bad_data_tables: Vec<(String, BadDataPolicy)>,
+    /// Where `bad-rows.jsonl` is written, if anywhere.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Plan {
@@ -38,7 +48,52 @@ impl Plan {
             exclude: settings.exclude.clone(),
             table_prep: settings.table_prep,
             parallelism: settings.parallelism.max(1),
+            bad_data: settings.bad_data,
+            bad_data_tables: settings
+                .bad_data_tables
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            state_dir: settings.state_dir.clone(),
         }
+    }
+
+    /// A plan with the given selection and defaults for everything else (table-prep
+    /// `drop-and-create`, parallelism 4, bad-data `fail`, no state directory).
+    pub fn new(include: &[String], exclude: &[String]) -> Self {
+        Plan {
+            include: include.to_vec(),
+            exclude: exclude.to_vec(),
+            ..Plan::from_settings(&TaskSettings::default())
+        }
+    }
+
+    /// The bad-data policy of a source table: an exact `[task.bad-data-tables]` key
+    /// wins, then the longest matching pattern, then `bad-data`.
+    pub fn policy_for(&self, id: &TableId) -> BadDataPolicy {
+        let name = id.to_string();
+        if let Some((_, p)) = self.bad_data_tables.iter().find(|(k, _)| *k == name) {
+            return *p;
+        }
+        self.bad_data_tables
+            .iter()
+            .filter(|(pattern, _)| {
+                pattern.split_once('.').is_some_and(|(ns, table)| {
+                    wildcard_match(ns, &id.namespace) && wildcard_match(table, &id.name)
+                })
+            })
+            .max_by_key(|(pattern, _)| pattern.len())
+            .map_or(self.bad_data, |(_, p)| *p)
+    }
+
+    /// `[task.bad-data-tables]` keys without wildcards that name none of `tables`.
+    fn unknown_policy_tables(&self, tables: &[TableId]) -> Vec<&str> {
+        self.bad_data_tables
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !k.contains(['%', '*']))
+            .filter(|k| !tables.iter().any(|t| t.to_string() == *k))
+            .collect()
     }
 }
 
@@ -59,6 +114,14 @@ pub struct TableStats {
     pub copy_time: Duration,
     /// Time spent building keys and indexes after the copy.
     pub finish_time: Duration,
+    /// The bad-data policy applied to the table.
+    pub policy: BadDataPolicy,
+    /// Rows left out by the `skip-row` policy (not in `rows`).
+    pub skipped_rows: u64,
+    /// Bad values met (loaded as NULL, clamped, or in a skipped row).
+    pub bad_row_count: u64,
+    /// The first bad values met (at most [`ferry_core::policy::MAX_BAD_ROWS`]).
+    pub bad_rows: Vec<BadRow>,
 }
 
 impl TableStats {
@@ -97,6 +160,13 @@ pub struct Summary {
     pub passed_through: Vec<PassedThrough>,
     /// Wall time of the whole task.
     pub elapsed: Duration,
+    /// The file every recorded bad value was written to (`<state-dir>/bad-rows.jsonl`),
+    /// when there were any and a state directory is set.
+    pub bad_rows_file: Option<PathBuf>,
+    /// Bad values recorded with their row key (in the file, if any); the rest of
+    /// [`Summary::total_bad_rows`] was only counted (at most
+    /// [`ferry_core::policy::MAX_BAD_ROWS`] are kept per partition).
+    pub bad_rows_recorded: u64,
 }
 
 impl Summary {
@@ -109,6 +179,82 @@ impl Summary {
     pub fn total_bytes(&self) -> u64 {
         self.tables.iter().map(|t| t.bytes).sum()
     }
+
+    /// Bad values met over all tables.
+    pub fn total_bad_rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.bad_row_count).sum()
+    }
+}
+
+/// Appends bad values to `<state-dir>/bad-rows.jsonl`, one JSON object per line,
+/// as partitions complete. The file is replaced at the start of each run and only
+/// created when there is something to write.
+struct BadRowLog {
+    path: Option<PathBuf>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    recorded: u64,
+}
+
+impl BadRowLog {
+    /// The log for `state_dir`; removes the previous run's file.
+    fn new(state_dir: Option<&Path>) -> Result<Self> {
+        let path = state_dir.map(|d| d.join("bad-rows.jsonl"));
+        if let Some(path) = &path {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(path, "cannot remove the previous", e)),
+            }
+        }
+        Ok(BadRowLog {
+            path,
+            file: None,
+            recorded: 0,
+        })
+    }
+
+    fn write(&mut self, rows: &[BadRow]) -> Result<()> {
+        self.recorded += rows.len() as u64;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| io_error(dir, "cannot create the state directory", e))?;
+            }
+            let file =
+                std::fs::File::create(path).map_err(|e| io_error(path, "cannot create", e))?;
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        if let Some(file) = &mut self.file {
+            for row in rows {
+                let line = serde_json::to_string(row)
+                    .map_err(|e| Error::internal(format!("cannot serialise a bad row: {e}")))?;
+                writeln!(file, "{line}").map_err(|e| io_error(path, "cannot write", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes; returns the file's path if anything was written.
+    fn finish(mut self) -> Result<Option<PathBuf>> {
+        match (self.file.take(), self.path) {
+            (Some(mut file), Some(path)) => {
+                file.flush()
+                    .map_err(|e| io_error(&path, "cannot write", e))?;
+                Ok(Some(path))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::config(format!("{what} {}: {e}", path.display()))
 }
 
 /// One selected table on its way through the pipeline.
@@ -123,12 +269,23 @@ struct TableRun {
     copy_time: Duration,
     finish_time: Duration,
     progress: Option<TableProgress>,
+    policy: BadDataPolicy,
+    /// Bad data met so far (its `rows` is unused: see `rows`).
+    bad: LoadReport,
 }
 
 /// What a pipeline task reports when it completes.
 enum Done {
-    Partition { table: usize, rows: u64, bytes: u64 },
-    Table { table: usize, time: Duration },
+    Partition {
+        table: usize,
+        rows: u64,
+        bytes: u64,
+        bad: LoadReport,
+    },
+    Table {
+        table: usize,
+        time: Duration,
+    },
 }
 
 fn table_label(id: &TableId, partition: Option<&Partition>) -> String {
@@ -189,6 +346,15 @@ where
             plan.exclude.join(", ")
         )));
     }
+    let unknown = plan.unknown_policy_tables(&found);
+    if !unknown.is_empty() {
+        return Err(Error::config(format!(
+            "task.bad-data-tables names {}, which {} not among the selected tables; \
+             fix the name or remove the key",
+            unknown.join(", "),
+            if unknown.len() == 1 { "is" } else { "are" }
+        )));
+    }
     // Largest first, so the long copies start early.
     selected.sort_by(|a, b| {
         b.estimated_bytes
@@ -198,7 +364,7 @@ where
     });
 
     let mut summary = Summary::default();
-    let mut runs = Vec::with_capacity(selected.len());
+    let mut converted = Vec::with_capacity(selected.len());
     for table in selected {
         let (target, findings) = sink
             .convert_schema(source.engine(), &table)
@@ -234,19 +400,27 @@ where
                 summary.findings.push(finding);
             }
         }
-        runs.push(TableRun {
-            source: Arc::new(table),
-            target: Arc::new(target),
-            partitions: 0,
-            remaining: 0,
-            rows: 0,
-            bytes: 0,
-            started: None,
-            copy_time: Duration::ZERO,
-            finish_time: Duration::ZERO,
-            progress: None,
-        });
+        converted.push((table, target));
     }
+    summary
+        .findings
+        .extend(keep_foreign_keys_within(&mut converted));
+    let runs_of = |(table, target): (TableSchema, TableSchema)| TableRun {
+        policy: plan.policy_for(&table.id),
+        source: Arc::new(table),
+        target: Arc::new(target),
+        partitions: 0,
+        remaining: 0,
+        rows: 0,
+        bytes: 0,
+        started: None,
+        copy_time: Duration::ZERO,
+        finish_time: Duration::ZERO,
+        progress: None,
+        bad: LoadReport::default(),
+    };
+    let mut runs: Vec<TableRun> = converted.into_iter().map(runs_of).collect();
+    let mut bad_log = BadRowLog::new(plan.state_dir.as_deref())?;
 
     for run in &runs {
         tracing::debug!(table = %run.target.id, prep = ?plan.table_prep, "preparing target table");
@@ -270,6 +444,7 @@ where
         &mut runs,
         plan,
         progress,
+        &mut bad_log,
     )
     .await;
     if snapshot_open {
@@ -282,7 +457,22 @@ where
             (_, Ok(())) => {}
         }
     }
+    summary.bad_rows_recorded = bad_log.recorded;
+    let bad_rows_file = bad_log.finish();
     result?;
+    summary.bad_rows_file = bad_rows_file?;
+
+    // Foreign keys reference other tables: only now is every table loaded.
+    for run in runs.iter().filter(|r| !r.target.foreign_keys.is_empty()) {
+        sink.add_foreign_keys(&run.target, plan.table_prep)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "target table {}: adding foreign keys",
+                    run.target.id
+                ))
+            })?;
+    }
 
     summary.tables = runs
         .into_iter()
@@ -294,14 +484,48 @@ where
             bytes: r.bytes,
             copy_time: r.copy_time,
             finish_time: r.finish_time,
+            policy: r.policy,
+            skipped_rows: r.bad.skipped_rows,
+            bad_row_count: r.bad.bad_row_count,
+            bad_rows: r.bad.bad_rows,
         })
         .collect();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
+/// Drops from each converted table the foreign keys whose referenced table is not
+/// part of the task (the target would not have it), with a warning for each.
+pub fn keep_foreign_keys_within(tables: &mut [(TableSchema, TableSchema)]) -> Vec<Finding> {
+    let ids: HashSet<TableId> = tables.iter().map(|(_, t)| t.id.clone()).collect();
+    let mut findings = Vec::new();
+    for (source, target) in tables.iter_mut() {
+        target.foreign_keys.retain(|fk| {
+            let keep = ids.contains(&fk.referenced_table);
+            if !keep {
+                findings.push(
+                    Finding::new(
+                        FindingLevel::Warning,
+                        finding_code::FOREIGN_KEY,
+                        format!(
+                            "foreign key {} references {}, which is not selected; \
+                             it is not created (include the referenced table to keep it)",
+                            fk.name, fk.referenced_table
+                        ),
+                    )
+                    .table(&source.id)
+                    .object(format!("foreign key {}", fk.name)),
+                );
+            }
+            keep
+        });
+    }
+    findings
+}
+
 /// Splits every table, runs the partition queue and the per-table finish steps; ends
 /// the snapshot as soon as the last partition is read.
+#[allow(clippy::too_many_arguments)]
 async fn copy_all<S, K>(
     source: &Arc<S>,
     sink: &Arc<K>,
@@ -310,6 +534,7 @@ async fn copy_all<S, K>(
     runs: &mut [TableRun],
     plan: &Plan,
     progress: &Progress,
+    bad_log: &mut BadRowLog,
 ) -> Result<()>
 where
     S: Source + 'static,
@@ -387,15 +612,17 @@ where
                     Arc::clone(&run.source),
                     Arc::clone(&run.target),
                     partition,
+                    run.policy,
                     run.progress.clone(),
                     label.clone(),
                 );
                 let handle = tasks.spawn(async move {
-                    let (rows, bytes) = worker.await?;
+                    let (rows, bytes, bad) = worker.await?;
                     Ok(Done::Partition {
                         table: index,
                         rows,
                         bytes,
+                        bad,
                     })
                 });
                 labels.insert(handle.id(), label);
@@ -424,12 +651,29 @@ where
                 }
             };
             match done {
-                Done::Partition { table, rows, bytes } => {
+                Done::Partition {
+                    table,
+                    rows,
+                    bytes,
+                    bad,
+                } => {
                     copying -= 1;
                     let run = &mut runs[table];
                     run.rows += rows;
                     run.bytes += bytes;
                     run.remaining -= 1;
+                    if bad.has_bad_data() {
+                        tracing::warn!(
+                            table = %run.source.id,
+                            policy = %run.policy,
+                            bad_values = bad.bad_row_count,
+                            skipped_rows = bad.skipped_rows,
+                            first = %bad.bad_rows.first().map(ToString::to_string).unwrap_or_default(),
+                            "bad data handled by policy"
+                        );
+                    }
+                    bad_log.write(&bad.bad_rows)?;
+                    run.bad.merge(bad);
                     if run.remaining == 0 {
                         run.copy_time = run.started.map(|s| s.elapsed()).unwrap_or_default();
                         if let Some(p) = run.progress.take() {
@@ -469,7 +713,7 @@ where
 
 /// Copies one partition: the source reads into a bounded channel while the sink's
 /// writer drains it; the writer is finished only after the read succeeded.
-/// Returns (rows, bytes).
+/// Returns (rows written, bytes, bad data met by the source and the sink).
 #[allow(clippy::too_many_arguments)]
 async fn copy_partition<S: Source, K: Sink>(
     source: Arc<S>,
@@ -478,19 +722,20 @@ async fn copy_partition<S: Source, K: Sink>(
     table: Arc<TableSchema>,
     target: Arc<TableSchema>,
     partition: Partition,
+    policy: BadDataPolicy,
     progress: Option<TableProgress>,
     label: String,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, u64, LoadReport)> {
     let (tx, mut rx) = batch_channel(CHANNEL_BATCHES, CHANNEL_BYTES);
     let read = async {
         source
-            .read_partition(&snapshot, table, partition, tx)
+            .read_partition(&snapshot, table, partition, policy, tx)
             .await
             .map_err(|e| e.context(format!("{label}: reading")))
     };
     let write = async {
         let mut writer = sink
-            .open_writer(target)
+            .open_writer(target, policy)
             .await
             .map_err(|e| e.context(format!("{label}: opening the target writer")))?;
         let (mut rows, mut bytes) = (0u64, 0u64);
@@ -508,24 +753,40 @@ async fn copy_partition<S: Source, K: Sink>(
         }
         Ok::<_, Error>((writer, rows, bytes))
     };
-    let (read_rows, (writer, rows, bytes)) = tokio::try_join!(read, write)?;
+    let (read, (writer, rows, bytes)) = tokio::try_join!(read, write)?;
     let written = writer
         .finish()
         .await
         .map_err(|e| e.context(format!("{label}: completing the load")))?;
-    if read_rows != rows {
+    if read.rows != rows {
         return Err(Error::new(
             ErrorKind::Internal,
-            format!("{label}: the source reported {read_rows} rows but sent {rows}"),
+            format!(
+                "{label}: the source reported {} rows but sent {rows}",
+                read.rows
+            ),
         ));
     }
-    if written != rows {
+    if written.rows + written.skipped_rows != rows {
+        let skipped = if written.skipped_rows > 0 {
+            format!(" (and skipped {})", written.skipped_rows)
+        } else {
+            String::new()
+        };
         return Err(Error::new(
             ErrorKind::Target,
-            format!("{label}: the target wrote {written} of {rows} rows"),
+            format!(
+                "{label}: the target wrote {} of {rows} rows{skipped}",
+                written.rows
+            ),
         ));
     }
-    Ok((rows, bytes))
+    let rows_written = written.rows;
+    let mut bad = read;
+    bad.rows = 0;
+    bad.merge(written);
+    bad.rows = rows_written;
+    Ok((rows_written, bytes, bad))
 }
 
 #[cfg(test)]
@@ -639,8 +900,9 @@ mod tests {
             _snapshot: &Snapshot,
             table: Arc<TableSchema>,
             partition: Partition,
+            _policy: BadDataPolicy,
             out: BatchSender,
-        ) -> Result<u64> {
+        ) -> Result<LoadReport> {
             if self.fail_table == Some(table.id.name.as_str()) && partition.index == 1 {
                 return Err(Error::new(ErrorKind::Source, "disk on fire"));
             }
@@ -665,7 +927,7 @@ mod tests {
             if !batch.is_empty() {
                 out.send(batch).await?;
             }
-            Ok(hi - lo)
+            Ok(LoadReport::rows(hi - lo))
         }
 
         async fn end_snapshot(&self, _snapshot: Snapshot) -> Result<()> {
@@ -728,7 +990,11 @@ mod tests {
             Ok(())
         }
 
-        async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<MemWriter> {
+        async fn open_writer(
+            &self,
+            schema: Arc<TableSchema>,
+            _policy: BadDataPolicy,
+        ) -> Result<MemWriter> {
             Ok(MemWriter {
                 table: schema.id.clone(),
                 rows: vec![],
@@ -760,7 +1026,7 @@ mod tests {
             Ok(())
         }
 
-        async fn finish(self) -> Result<u64> {
+        async fn finish(self) -> Result<LoadReport> {
             let n = self.rows.len() as u64;
             self.into
                 .lock()
@@ -768,20 +1034,20 @@ mod tests {
                 .entry(self.table)
                 .or_default()
                 .extend(self.rows);
-            Ok(if self.short_count {
+            Ok(LoadReport::rows(if self.short_count {
                 n.saturating_sub(1)
             } else {
                 n
-            })
+            }))
         }
     }
 
     fn plan(include: &[&str], exclude: &[&str], parallelism: usize) -> Plan {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Plan {
-            include: include.iter().map(|s| s.to_string()).collect(),
-            exclude: exclude.iter().map(|s| s.to_string()).collect(),
             table_prep: TablePrep::Truncate,
             parallelism,
+            ..Plan::new(&own(include), &own(exclude))
         }
     }
 
@@ -973,11 +1239,10 @@ mod tests {
             source_type: "ltree".into(),
         });
         let source = Arc::new(MemSource::new(vec![(odd.clone(), 4)], 1));
-        let finding = |column: &str, level| Finding {
-            level,
-            table: Some(odd.id.clone()),
-            column: Some(column.into()),
-            message: "m".into(),
+        let finding = |column: &str, level| {
+            Finding::new(level, ferry_core::finding_code::TYPE_MAPPING, "m")
+                .table(&odd.id)
+                .column(column)
         };
         let sink = Arc::new(MemSink {
             findings: vec![
@@ -1009,6 +1274,193 @@ mod tests {
             .await
             .expect_err("error finding stops the task");
         assert_eq!(e.kind(), ErrorKind::Schema);
+    }
+
+    /// A `MemorySink` whose target narrows `note` to `varchar(3)`.
+    struct NarrowingSink(ferry_core::test_utils::MemorySink);
+
+    impl Sink for NarrowingSink {
+        type Writer = ferry_core::test_utils::MemoryWriter;
+
+        fn engine(&self) -> &'static str {
+            "memory"
+        }
+
+        fn convert_schema(
+            &self,
+            _source_engine: &str,
+            schema: &TableSchema,
+        ) -> Result<(TableSchema, Vec<Finding>)> {
+            let mut t = schema.clone();
+            for c in &mut t.columns {
+                if c.name == "note" {
+                    c.data_type = DataType::Text {
+                        max_len: Some(3),
+                        fixed: false,
+                    };
+                }
+            }
+            Ok((t, vec![]))
+        }
+
+        async fn prepare_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
+            self.0.prepare_table(schema, prep).await
+        }
+
+        async fn open_writer(
+            &self,
+            schema: Arc<TableSchema>,
+            policy: BadDataPolicy,
+        ) -> Result<Self::Writer> {
+            self.0.open_writer(schema, policy).await
+        }
+
+        async fn finish_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
+            self.0.finish_table(schema, prep).await
+        }
+    }
+
+    fn noted(name: &str) -> (TableSchema, Vec<ferry_core::Row>) {
+        let mut t = TableSchema::new(
+            TableId::new("shop", name),
+            vec![
+                Column {
+                    name: "id".into(),
+                    data_type: DataType::Int64,
+                    nullable: false,
+                    default: None,
+                    source_type: String::new(),
+                },
+                Column {
+                    name: "note".into(),
+                    data_type: DataType::text(),
+                    nullable: true,
+                    default: None,
+                    source_type: String::new(),
+                },
+            ],
+        );
+        t.primary_key = vec!["id".into()];
+        let rows = (1..=20)
+            .map(|i| {
+                let note = if i % 5 == 0 { "too long" } else { "ok" };
+                vec![Value::Int64(i), Value::Text(note.into())]
+            })
+            .collect();
+        (t, rows)
+    }
+
+    #[tokio::test]
+    async fn bad_data_follows_per_table_policies_and_is_reported() {
+        let source = Arc::new(
+            ferry_core::test_utils::MemorySource::from_tables([noted("legacy"), noted("orders")])
+                .expect("tables")
+                .with_batch_rows(3),
+        );
+        let sink = Arc::new(NarrowingSink(ferry_core::test_utils::MemorySink::new()));
+        let dir = std::env::temp_dir().join(format!("ferry-bad-rows-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut plan = plan(&["shop.*"], &[], 2);
+        plan.bad_data = BadDataPolicy::Clamp;
+        plan.bad_data_tables = vec![
+            ("shop.leg%".into(), BadDataPolicy::Null),
+            ("shop.legacy".into(), BadDataPolicy::SkipRow),
+        ];
+        plan.state_dir = Some(dir.clone());
+        let summary = full_load(source, Arc::clone(&sink), &plan, &Progress::hidden())
+            .await
+            .expect("loads");
+        let stats = |name: &str| {
+            summary
+                .tables
+                .iter()
+                .find(|t| t.source.name == name)
+                .expect("table")
+        };
+        let legacy = stats("legacy");
+        assert_eq!(legacy.policy, BadDataPolicy::SkipRow, "exact key wins");
+        assert_eq!((legacy.rows, legacy.skipped_rows), (16, 4));
+        let orders = stats("orders");
+        assert_eq!(orders.policy, BadDataPolicy::Clamp);
+        assert_eq!((orders.rows, orders.skipped_rows), (20, 0));
+        assert_eq!(orders.bad_row_count, 4);
+        let mut keys: Vec<&str> = legacy.bad_rows.iter().map(|b| b.key.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, vec!["(id=10)", "(id=15)", "(id=20)", "(id=5)"]);
+        let stored = sink
+            .0
+            .rows(&TableId::new("shop", "orders"))
+            .expect("orders");
+        assert!(stored.contains(&vec![Value::Int64(5), Value::Text("too".into())]));
+        assert_eq!(
+            sink.0
+                .rows(&TableId::new("shop", "legacy"))
+                .map(|r| r.len()),
+            Some(16)
+        );
+
+        let file = dir.join("bad-rows.jsonl");
+        assert_eq!(summary.bad_rows_file.as_deref(), Some(file.as_path()));
+        assert_eq!(summary.bad_rows_recorded, 8);
+        let text = std::fs::read_to_string(&file).expect("bad-rows.jsonl");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(lines.len(), 8);
+        assert!(lines.iter().any(|l| l["key"] == "(id=15)"
+            && l["table"]["name"] == "legacy"
+            && l["column"] == "note"
+            && l["action"] == "skip-row"));
+
+        let rendered = crate::progress::render_summary(&summary);
+        assert!(
+            rendered.contains("shop.legacy  policy skip-row: 4 bad values, 4 rows skipped"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("shop.orders  policy clamp: 4 bad values"),
+            "{rendered}"
+        );
+        assert!(rendered.contains(&file.display().to_string()), "{rendered}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn fail_policy_error_names_the_keys_to_change() {
+        let source = Arc::new(
+            ferry_core::test_utils::MemorySource::from_tables([noted("legacy")]).expect("tables"),
+        );
+        let sink = Arc::new(NarrowingSink(ferry_core::test_utils::MemorySink::new()));
+        let e = full_load(
+            source,
+            sink,
+            &plan(&["shop.*"], &[], 1),
+            &Progress::hidden(),
+        )
+        .await
+        .expect_err("fail is the default");
+        let msg = e.to_string();
+        assert!(msg.contains("table shop.legacy: writing"), "{msg}");
+        assert!(msg.contains("column note, row (id=5)"), "{msg}");
+        assert!(msg.contains("[task.bad-data-tables]"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn unknown_policy_table_is_a_config_error() {
+        let source = Arc::new(MemSource::new(three_tables(), 1));
+        let mut plan = plan(&["shop.*"], &[], 1);
+        plan.bad_data_tables = vec![("shop.smal".into(), BadDataPolicy::Null)];
+        let e = full_load(
+            source,
+            Arc::new(MemSink::default()),
+            &plan,
+            &Progress::hidden(),
+        )
+        .await
+        .expect_err("typo");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("shop.smal"), "{e}");
     }
 
     #[test]

@@ -388,14 +388,78 @@ pub fn render_summary(summary: &Summary) -> String {
             let _ = writeln!(out, "  {f}");
         }
     }
+    render_bad_data(summary, &mut out);
     out
+}
+
+/// How many bad-row keys the summary shows per table.
+const SUMMARY_BAD_KEYS: usize = 5;
+
+/// The bad-data section: per table with bad values, the policy, the count of bad
+/// values and skipped rows, and the first keys; then where all of them are.
+fn render_bad_data(summary: &Summary, out: &mut String) {
+    let tables: Vec<_> = summary
+        .tables
+        .iter()
+        .filter(|t| t.bad_row_count > 0)
+        .collect();
+    if tables.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nbad data (values the target cannot hold, handled by the bad-data policy):"
+    );
+    for t in tables {
+        let skipped = if t.skipped_rows > 0 {
+            format!(", {} rows skipped", t.skipped_rows)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {}  policy {}: {} bad values{skipped}",
+            t.source, t.policy, t.bad_row_count
+        );
+        for bad in t.bad_rows.iter().take(SUMMARY_BAD_KEYS) {
+            let _ = writeln!(
+                out,
+                "    row {} column {}: {} ({})",
+                bad.key, bad.column, bad.problem, bad.action
+            );
+        }
+        let shown = t.bad_rows.len().min(SUMMARY_BAD_KEYS) as u64;
+        if t.bad_row_count > shown {
+            let _ = writeln!(out, "    ... and {} more", t.bad_row_count - shown);
+        }
+    }
+    let recorded = summary.bad_rows_recorded;
+    match &summary.bad_rows_file {
+        Some(path) => {
+            let _ = writeln!(out, "  every recorded bad value: {}", path.display());
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  set [task] state-dir to have every bad value written to <state-dir>/bad-rows.jsonl"
+            );
+        }
+    }
+    if recorded < summary.total_bad_rows() {
+        let _ = writeln!(
+            out,
+            "  ({} bad values were counted but not recorded: at most {} are kept per partition)",
+            summary.total_bad_rows() - recorded,
+            ferry_core::policy::MAX_BAD_ROWS
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pipeline::{PassedThrough, TableStats};
-    use ferry_core::{Finding, FindingLevel};
+    use ferry_core::{BadDataPolicy, Finding, FindingLevel};
 
     #[test]
     fn summary_has_a_line_per_table_a_total_and_findings() {
@@ -409,6 +473,10 @@ mod tests {
                     bytes: 2 * 1024 * 1024,
                     copy_time: Duration::from_secs(2),
                     finish_time: Duration::from_secs(1),
+                    policy: BadDataPolicy::Fail,
+                    skipped_rows: 0,
+                    bad_row_count: 0,
+                    bad_rows: vec![],
                 },
                 TableStats {
                     source: TableId::new("shop", "empty"),
@@ -418,20 +486,29 @@ mod tests {
                     bytes: 0,
                     copy_time: Duration::ZERO,
                     finish_time: Duration::ZERO,
+                    policy: BadDataPolicy::Fail,
+                    skipped_rows: 0,
+                    bad_row_count: 0,
+                    bad_rows: vec![],
                 },
             ],
-            findings: vec![Finding {
-                level: FindingLevel::Warning,
-                table: Some(TableId::new("shop", "orders")),
-                column: Some("note".into()),
-                message: "varchar(10) widened".into(),
-            }],
+            findings: vec![
+                Finding::new(
+                    FindingLevel::Warning,
+                    ferry_core::finding_code::TYPE_MAPPING,
+                    "varchar(10) widened",
+                )
+                .table(&TableId::new("shop", "orders"))
+                .column("note"),
+            ],
             passed_through: vec![PassedThrough {
                 table: TableId::new("shop", "orders"),
                 column: "path".into(),
                 source_type: "ltree".into(),
             }],
             elapsed: Duration::from_secs(4),
+            bad_rows_file: None,
+            bad_rows_recorded: 0,
         };
         let text = render_summary(&summary);
         let lines: Vec<&str> = text.lines().collect();

@@ -1,28 +1,38 @@
 //! Ferry's test-service kit: real servers, started from installed binaries into a
 //! throwaway directory, shared by every test process of a run (DESIGN.md §7).
 //!
-//! Tests find PostgreSQL through [`postgres_or_panic`] (or [`postgres`]):
+//! Tests find PostgreSQL through [`postgres_or_panic`] (or [`postgres`]) and
+//! MariaDB through [`mariadb_or_panic`] (or [`mariadb`]):
 //!
-//! - If `FERRY_TEST_PG_URL` is set (by `cargo xtask test`, by
-//!   `cargo xtask services env`, or by hand), that server is used and nothing is
-//!   started.
-//! - Otherwise the kit owns one PostgreSQL 15 instance per workspace checkout in
-//!   `/tmp/ferry-<hash of the workspace path>/pg` (or `$FERRY_KIT_DIR/pg`). An
-//!   exclusive lock file guards start-up, so concurrent test processes start it
-//!   once and then share it; an instance left running by an earlier process is
-//!   reused. `cargo xtask services down` (or [`stop_all`]) stops it.
+//! - If `FERRY_TEST_PG_URL` / `FERRY_TEST_MARIADB_URL` is set (by
+//!   `cargo xtask test`, by `cargo xtask services env`, or by hand), that server is
+//!   used and nothing is started.
+//! - Otherwise the kit owns one PostgreSQL 15 and one MariaDB 10.11 instance per
+//!   workspace checkout in `/tmp/ferry-<hash of the workspace path>/{pg,mariadb}`
+//!   (or under `$FERRY_KIT_DIR`). An exclusive lock file per service guards
+//!   start-up, so concurrent test processes start each once and then share it; an
+//!   instance left running by an earlier process is reused.
+//!   `cargo xtask services down` (or [`stop_all`]) stops them.
 //!
-//! Every test creates its own database with [`PgService::create_database`], so
-//! tests run in parallel and never see each other's data.
+//! Every test creates its own database with [`PgService::create_database`] /
+//! [`MariaService::create_database`], so tests run in parallel and never see each
+//! other's data.
 //!
-//! A test never silently skips: when the binaries are missing, [`postgres`]
-//! returns [`KitError::Missing`] with the one-line `apt-get` command that installs
-//! them, and [`postgres_or_panic`] panics with it. Callers that choose to skip
-//! locally (see [`require_or_skip`]) must still fail when `CI=true`.
+//! A test never silently skips: when the binaries are missing, [`postgres`] and
+//! [`mariadb`] return [`KitError::Missing`] with the one-line `apt-get` command
+//! that installs them, and the `_or_panic` variants panic with it. Callers that
+//! choose to skip locally (see [`require_or_skip`]) must still fail when `CI=true`.
 //!
 //! The kit uses the standard library only, because `xtask` depends on it.
 
 #![warn(missing_docs)]
+
+mod mariadb;
+
+pub use mariadb::{
+    MARIADB_INSTALL_HINT, MARIADB_PASSWORD, MARIADB_URL_ENV, MARIADB_USER, MariaService,
+    check_mariadb_binaries, local_mariadb, mariadb, mariadb_or_panic, running_mariadb,
+};
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -88,7 +98,8 @@ pub enum KitError {
         /// Its standard error (and, where useful, the tail of the server log).
         stderr: String,
     },
-    /// `FERRY_TEST_PG_URL` (or another URL) could not be understood.
+    /// `FERRY_TEST_PG_URL`, `FERRY_TEST_MARIADB_URL` (or another URL) could not be
+    /// understood.
     InvalidUrl {
         /// Why the URL was rejected (the URL itself is not repeated: it may hold a password).
         reason: String,
@@ -124,7 +135,7 @@ impl fmt::Display for KitError {
                 }
                 Ok(())
             }
-            KitError::InvalidUrl { reason } => write!(f, "invalid PostgreSQL URL: {reason}"),
+            KitError::InvalidUrl { reason } => write!(f, "invalid service URL: {reason}"),
             KitError::Path { path, reason } => write!(f, "{}: {reason}", path.display()),
             KitError::NotRunning { service } => write!(
                 f,
@@ -161,7 +172,7 @@ pub struct PgService {
     pub base_url: String,
     /// TCP port on the host in `base_url`.
     pub port: u16,
-    parsed: PgUrl,
+    parsed: ServiceUrl,
     /// Service directory when the kit manages this instance; `None` for an external one.
     dir: Option<PathBuf>,
     /// Whether this process started the server (as opposed to reusing one).
@@ -260,10 +271,19 @@ pub fn running_postgres() -> Result<Option<PgService>, KitError> {
     layout.running_instance()
 }
 
-/// Stops every kit-managed service of this workspace and removes its directory
-/// (`cargo xtask services down`); the lock files in the kit directory stay. Does nothing to a server named by
-/// `FERRY_TEST_PG_URL`. Succeeds when nothing is running.
+/// Stops every kit-managed service of this workspace (PostgreSQL and MariaDB) and
+/// removes its directory (`cargo xtask services down`); the lock files and the
+/// cached MariaDB template data directory in the kit directory stay. Does nothing
+/// to a server named by `FERRY_TEST_PG_URL` or `FERRY_TEST_MARIADB_URL`. Succeeds
+/// when nothing is running; tries every service even when one fails, and returns
+/// the first error.
 pub fn stop_all() -> Result<(), KitError> {
+    let pg = stop_local_postgres();
+    let maria = mariadb::stop_local_mariadb();
+    pg.and(maria)
+}
+
+fn stop_local_postgres() -> Result<(), KitError> {
     let layout = PgLayout::resolve()?;
     {
         let mut cached = LOCAL_PG.lock().unwrap_or_else(|e| e.into_inner());
@@ -346,7 +366,7 @@ impl PgService {
     /// `postgres://user:password@host:port` (a database path and a `?query` are
     /// allowed; [`PgService::url`] replaces the database and keeps the query).
     pub fn from_url(url: &str) -> Result<PgService, KitError> {
-        let parsed = PgUrl::parse(url)?;
+        let parsed = ServiceUrl::parse(url, &PG_URL_SPEC)?;
         check_psql()?;
         Ok(PgService {
             base_url: parsed.base(),
@@ -358,7 +378,7 @@ impl PgService {
     }
 
     fn local(port: u16, dir: PathBuf, started_here: bool) -> PgService {
-        let parsed = PgUrl {
+        let parsed = ServiceUrl {
             scheme: "postgres".into(),
             user: Some(PG_SUPERUSER.into()),
             password: None,
@@ -816,15 +836,15 @@ fn psql_path() -> Result<PathBuf, KitError> {
     if bundled.is_file() {
         return Ok(bundled);
     }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("psql");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(missing_hint("psql"))
+    find_program("psql").ok_or_else(|| missing_hint("psql"))
+}
+
+/// The first `name` on `PATH` that is a file (what a shell would run), if any.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 fn user_exists(user: &str) -> bool {
@@ -839,20 +859,30 @@ fn user_exists(user: &str) -> bool {
 }
 
 fn chown_to_postgres(path: &Path) -> Result<(), KitError> {
-    let id = |flag: &str| -> Result<u32, KitError> {
-        let out = Command::new("id")
-            .arg(flag)
-            .arg(PG_OS_USER)
-            .output()
-            .map_err(io_err("running id"))?;
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .map_err(|_| missing_hint(&format!("OS user `{PG_OS_USER}`")))
-    };
-    let (uid, gid) = (id("-u")?, id("-g")?);
+    let (uid, gid) =
+        user_ids(PG_OS_USER).ok_or_else(|| missing_hint(&format!("OS user `{PG_OS_USER}`")))?;
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .map_err(io_err(format!("chown {} to {PG_OS_USER}", path.display())))
+}
+
+/// The uid and primary gid of OS user `user`, if it exists.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").arg(flag).arg(user).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// `name` from the first of `dirs` that has it, else from `PATH`.
+fn find_program_in(name: &str, dirs: &[&str]) -> Option<PathBuf> {
+    dirs.iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .or_else(|| find_program(name))
 }
 
 fn run_checked(mut cmd: Command, name: &str) -> Result<Output, KitError> {
@@ -964,7 +994,7 @@ fn unique_name(prefix: &str) -> String {
     clean + &suffix
 }
 
-/// How a URL built from [`PgUrl`] shows its password.
+/// How a URL built from [`ServiceUrl`] shows its password.
 #[derive(Clone, Copy)]
 enum Password {
     /// As is (percent-encoded): for handing to clients.
@@ -975,10 +1005,27 @@ enum Password {
     Omit,
 }
 
-/// A parsed `postgres://` URL; just enough for the kit (no percent-decoding of the
-/// user or host, which is not needed for test servers).
+/// What the URLs of one kind of service look like.
+pub(crate) struct UrlSpec {
+    /// The environment variable such URLs usually come from (for messages).
+    pub(crate) env: &'static str,
+    /// Accepted schemes; the first is the canonical one.
+    pub(crate) schemes: &'static [&'static str],
+    /// The port when the URL has none.
+    pub(crate) default_port: u16,
+}
+
+/// `postgres://` URLs.
+const PG_URL_SPEC: UrlSpec = UrlSpec {
+    env: PG_URL_ENV,
+    schemes: &["postgres", "postgresql"],
+    default_port: 5432,
+};
+
+/// A parsed service URL (`postgres://`, `mysql://`); just enough for the kit (no
+/// percent-decoding of the user or host, which is not needed for test servers).
 #[derive(Clone)]
-struct PgUrl {
+pub(crate) struct ServiceUrl {
     scheme: String,
     user: Option<String>,
     password: Option<String>,
@@ -987,16 +1034,23 @@ struct PgUrl {
     query: Option<String>,
 }
 
-impl PgUrl {
-    fn parse(url: &str) -> Result<PgUrl, KitError> {
+impl ServiceUrl {
+    pub(crate) fn parse(url: &str, spec: &UrlSpec) -> Result<ServiceUrl, KitError> {
         let invalid = |reason: &str| KitError::InvalidUrl {
-            reason: format!("{PG_URL_ENV}: {reason}"),
+            reason: format!("{}: {reason}", spec.env),
         };
+        let schemes = spec
+            .schemes
+            .iter()
+            .map(|s| format!("{s}://"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let canonical = spec.schemes.first().copied().unwrap_or("scheme");
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| invalid("expected postgres://user@host:port"))?;
-        if scheme != "postgres" && scheme != "postgresql" {
-            return Err(invalid("scheme must be postgres:// or postgresql://"));
+            .ok_or_else(|| invalid(&format!("expected {canonical}://user@host:port")))?;
+        if !spec.schemes.contains(&scheme) {
+            return Err(invalid(&format!("scheme must be {schemes}")));
         }
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q.to_owned())),
@@ -1031,9 +1085,9 @@ impl PgUrl {
         }
         let port = match port {
             Some(p) => p.parse().map_err(|_| invalid("port is not a number"))?,
-            None => 5432,
+            None => spec.default_port,
         };
-        Ok(PgUrl {
+        Ok(ServiceUrl {
             scheme: scheme.to_owned(),
             user,
             password,
@@ -1041,6 +1095,11 @@ impl PgUrl {
             port,
             query,
         })
+    }
+
+    #[cfg(test)]
+    fn parse_pg(url: &str) -> Result<ServiceUrl, KitError> {
+        ServiceUrl::parse(url, &PG_URL_SPEC)
     }
 
     fn authority(&self, password: Password) -> String {
@@ -1181,8 +1240,9 @@ mod tests {
 
     #[test]
     fn url_parsing_and_redaction() {
-        let u = PgUrl::parse("postgres://alice:p%40ss@db.example:6543/shop?sslmode=disable")
-            .expect("parse");
+        let u =
+            ServiceUrl::parse_pg("postgres://alice:p%40ss@db.example:6543/shop?sslmode=disable")
+                .expect("parse");
         assert_eq!(u.password.as_deref(), Some("p@ss"));
         assert_eq!(u.port, 6543);
         assert_eq!(
@@ -1193,11 +1253,11 @@ mod tests {
             u.with_database("x", Password::Reveal),
             "postgres://alice:p%40ss@db.example:6543/x?sslmode=disable"
         );
-        let u = PgUrl::parse("postgresql://postgres@127.0.0.1").expect("parse");
+        let u = ServiceUrl::parse_pg("postgresql://postgres@127.0.0.1").expect("parse");
         assert_eq!(u.port, 5432);
         assert_eq!(u.base(), "postgresql://postgres@127.0.0.1:5432");
-        assert!(PgUrl::parse("mysql://x@y").is_err());
-        assert!(PgUrl::parse("postgres://u@h:notaport").is_err());
+        assert!(ServiceUrl::parse_pg("mysql://x@y").is_err());
+        assert!(ServiceUrl::parse_pg("postgres://u@h:notaport").is_err());
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!
 //! Environment: `FERRY_BENCH_SCALE` (default 50), `FERRY_BENCH_PARALLELISM`
 //! (default 4: Ferry's `parallelism` and `pg_dump`/`pg_restore -j`),
-//! `FERRY_BENCH_FRESH=1` to regenerate a source left by an earlier run.
+//! `FERRY_BENCH_RUNS` (default 1: rounds over every method, the report gives each
+//! method's median), `FERRY_BENCH_FRESH=1` to regenerate a source left by an
+//! earlier run.
 
 use std::env;
 use std::fmt::Write as _;
@@ -72,6 +74,7 @@ VACUUM ANALYZE bench_wide;
 struct Config {
     scale: u64,
     parallelism: u64,
+    runs: u64,
     fresh: bool,
 }
 
@@ -81,6 +84,7 @@ impl Config {
         Config::parse(
             var("FERRY_BENCH_SCALE").as_deref(),
             var("FERRY_BENCH_PARALLELISM").as_deref(),
+            var("FERRY_BENCH_RUNS").as_deref(),
             var("FERRY_BENCH_FRESH").as_deref(),
         )
     }
@@ -88,11 +92,13 @@ impl Config {
     fn parse(
         scale: Option<&str>,
         parallelism: Option<&str>,
+        runs: Option<&str>,
         fresh: Option<&str>,
     ) -> Result<Config> {
         Ok(Config {
             scale: positive("FERRY_BENCH_SCALE", scale, DEFAULT_SCALE)?,
             parallelism: positive("FERRY_BENCH_PARALLELISM", parallelism, DEFAULT_PARALLELISM)?,
+            runs: positive("FERRY_BENCH_RUNS", runs, 1)?,
             fresh: matches!(
                 fresh.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
                 Some("1" | "true" | "yes")
@@ -175,15 +181,48 @@ impl Method {
     }
 }
 
-/// One method's result.
+/// One method's results over the rounds.
 #[derive(Debug, Clone)]
 struct Outcome {
     method: Method,
-    /// Wall clock, or why the method failed (to run, or to produce the source's
-    /// rows, keys and indexes).
-    result: std::result::Result<Duration, String>,
+    /// Every verified run, in order.
+    runs: Vec<Run>,
+    /// Why the method failed (to run, or to reproduce the source's rows, keys and
+    /// indexes); it is not run again after a failure.
+    error: Option<String>,
+}
+
+/// One timed, verified run of a method.
+#[derive(Debug, Clone)]
+struct Run {
+    elapsed: Duration,
     /// Anything worth a footnote (the phases of a two-step method).
     note: Option<String>,
+}
+
+impl Outcome {
+    fn new(method: Method) -> Outcome {
+        Outcome {
+            method,
+            runs: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The median wall-clock time; `None` when the method failed or never ran.
+    fn time(&self) -> Option<Duration> {
+        if self.error.is_some() {
+            return None;
+        }
+        let mut times: Vec<Duration> = self.runs.iter().map(|r| r.elapsed).collect();
+        times.sort();
+        let n = times.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(times[n / 2]),
+            _ => Some((times[n / 2 - 1] + times[n / 2]) / 2),
+        }
+    }
 }
 
 /// Everything the report says about the run besides the outcomes.
@@ -195,14 +234,29 @@ struct RunInfo {
     memory: String,
     pg_version: String,
     commit: String,
+    /// How busy the CPUs were (0–100 %) during one second just before the
+    /// timings began.
+    busy: Option<u32>,
+    /// `/proc/loadavg`'s 1, 5 and 15 minute averages then.
+    load_average: String,
     scale: u64,
     parallelism: u64,
+    runs: u64,
     tables: Vec<(String, u64)>,
 }
 
 impl RunInfo {
     fn total_rows(&self) -> u64 {
         self.tables.iter().map(|(_, n)| n).sum()
+    }
+
+    /// `"3% CPU busy, load average 1.20 0.80 0.50"`: what else the machine was doing.
+    fn load(&self) -> String {
+        let busy = self.busy.map_or_else(
+            || "unknown CPU use".to_owned(),
+            |b| format!("{b}% CPU busy"),
+        );
+        format!("{busy}, load average {}", self.load_average)
     }
 }
 
@@ -241,8 +295,11 @@ pub fn bench() -> Result<ExitCode> {
         memory: memory(),
         pg_version: pg.psql("postgres", "SHOW server_version")?,
         commit: commit(&root),
+        busy: cpu_busy_percent(Duration::from_secs(1)),
+        load_average: load_average(),
         scale: config.scale,
         parallelism: config.parallelism,
+        runs: config.runs,
         tables: tables.iter().cloned().zip(counts.iter().copied()).collect(),
     };
 
@@ -253,24 +310,45 @@ pub fn bench() -> Result<ExitCode> {
         tables: &tables,
         parallelism: config.parallelism,
     };
-    let mut outcomes = Vec::new();
-    for (i, method) in METHODS.into_iter().enumerate() {
-        println!(
-            "\n==> [{}/{}] {}",
-            i + 1,
-            METHODS.len(),
-            method.label(config.parallelism)
+    if info.busy.is_some_and(|b| b > 25) {
+        eprintln!(
+            "xtask: warning: {}: other work on this machine will distort the timings \
+             (FERRY_BENCH_RUNS=3 reports medians)",
+            info.load()
         );
-        let outcome = measure(&ctx, method, &counts, &source_shape);
-        match &outcome.result {
-            Ok(d) => println!(
-                "    {:.1} s; target verified: {} rows, same keys and indexes as the source",
-                d.as_secs_f64(),
-                thousands(info.total_rows())
-            ),
-            Err(e) => eprintln!("    FAILED: {e}"),
+    }
+    let mut outcomes: Vec<Outcome> = METHODS.into_iter().map(Outcome::new).collect();
+    for round in 1..=config.runs {
+        for (i, outcome) in outcomes.iter_mut().enumerate() {
+            if outcome.error.is_some() {
+                continue;
+            }
+            let round_label = if config.runs > 1 {
+                format!("round {round}/{}, ", config.runs)
+            } else {
+                String::new()
+            };
+            println!(
+                "\n==> [{round_label}{}/{}] {}",
+                i + 1,
+                METHODS.len(),
+                outcome.method.label(config.parallelism)
+            );
+            match measure(&ctx, outcome.method, &counts, &source_shape) {
+                Ok(run) => {
+                    println!(
+                        "    {:.1} s; target verified: {} rows, same keys and indexes as the source",
+                        run.elapsed.as_secs_f64(),
+                        thousands(info.total_rows())
+                    );
+                    outcome.runs.push(run);
+                }
+                Err(e) => {
+                    eprintln!("    FAILED: {e}");
+                    outcome.error = Some(e);
+                }
+            }
         }
-        outcomes.push(outcome);
     }
 
     let text = render_text(&info, &outcomes);
@@ -290,7 +368,7 @@ pub fn bench() -> Result<ExitCode> {
     if pg.is_kit_managed() {
         println!("the services keep running; stop them with: cargo xtask services down");
     }
-    if outcomes.iter().any(|o| o.result.is_err()) {
+    if outcomes.iter().any(|o| o.error.is_some()) {
         eprintln!("bench FAILED: a method did not complete or did not reproduce the source");
         return Ok(ExitCode::FAILURE);
     }
@@ -392,7 +470,12 @@ struct Ctx<'a> {
 }
 
 /// Runs `method` into a fresh database, times it, and checks the result.
-fn measure(ctx: &Ctx<'_>, method: Method, counts: &[u64], source_shape: &[String]) -> Outcome {
+fn measure(
+    ctx: &Ctx<'_>,
+    method: Method,
+    counts: &[u64],
+    source_shape: &[String],
+) -> std::result::Result<Run, String> {
     let db = method.database();
     let mut note = None;
     let result = (|| -> Result<Duration> {
@@ -404,10 +487,9 @@ fn measure(ctx: &Ctx<'_>, method: Method, counts: &[u64], source_shape: &[String
         ctx.pg.drop_database(db)?;
         Ok(elapsed)
     })();
-    Outcome {
-        method,
-        result: result.map_err(|e| format!("{e} (target database {db} left for inspection)")),
-        note,
+    match result {
+        Ok(elapsed) => Ok(Run { elapsed, note }),
+        Err(e) => Err(format!("{e} (target database {db} left for inspection)")),
     }
 }
 
@@ -443,6 +525,7 @@ fn run_method(ctx: &Ctx<'_>, method: Method, note: &mut Option<String>) -> Resul
                 common::psql(&dst).stdout(Stdio::null()),
                 "pg_dump --section=pre-data | psql",
             )?;
+            let pre_data = started.elapsed();
             for table in ctx.tables {
                 let name = format!("public.{}", quote_ident(table));
                 common::run_pipe(
@@ -454,12 +537,20 @@ fn run_method(ctx: &Ctx<'_>, method: Method, note: &mut Option<String>) -> Resul
                     &format!("COPY pipe of {table}"),
                 )?;
             }
+            let copied = started.elapsed();
             common::run_pipe(
                 Command::new(common::pg_tool("pg_dump")).args(["--section=post-data", "-d", &src]),
                 common::psql(&dst).stdout(Stdio::null()),
                 "pg_dump --section=post-data | psql",
             )?;
-            Ok(started.elapsed())
+            let elapsed = started.elapsed();
+            *note = Some(format!(
+                "pre-data {:.1} s + copy {:.1} s + post-data {:.1} s",
+                pre_data.as_secs_f64(),
+                (copied - pre_data).as_secs_f64(),
+                (elapsed - copied).as_secs_f64()
+            ));
+            Ok(elapsed)
         }
         Method::DumpRestore => {
             common::checkpoint(pg);
@@ -572,6 +663,42 @@ fn command_line(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The share of CPU time not idle over `window`, from `/proc/stat`.
+fn cpu_busy_percent(window: Duration) -> Option<u32> {
+    let sample = || -> Option<(u64, u64)> {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        parse_cpu_line(stat.lines().next()?)
+    };
+    let (idle0, total0) = sample()?;
+    std::thread::sleep(window);
+    let (idle1, total1) = sample()?;
+    let total = total1.checked_sub(total0).filter(|t| *t > 0)?;
+    let idle = idle1.saturating_sub(idle0).min(total);
+    u32::try_from((total - idle) * 100 / total).ok()
+}
+
+/// (idle + iowait, total) jiffies from `/proc/stat`'s `cpu` line.
+fn parse_cpu_line(line: &str) -> Option<(u64, u64)> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    let values: Vec<u64> = fields
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
+    Some((idle, values.iter().sum()))
+}
+
 fn cpu_model() -> String {
     fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -634,8 +761,8 @@ fn ratio(outcomes: &[Outcome], other: Method) -> Option<f64> {
         outcomes
             .iter()
             .find(|o| o.method == m)
-            .and_then(|o| o.result.as_ref().ok())
-            .map(Duration::as_secs_f64)
+            .and_then(Outcome::time)
+            .map(|d| d.as_secs_f64())
     };
     let (ferry, other) = (time(Method::Ferry)?, time(other)?);
     (ferry > 0.0).then(|| other / ferry)
@@ -648,15 +775,15 @@ fn result_rows(info: &RunInfo, outcomes: &[Outcome]) -> Vec<Vec<String>> {
         .iter()
         .map(|o| {
             let label = o.method.label(info.parallelism);
-            match &o.result {
-                Ok(d) => vec![
+            match o.time() {
+                Some(d) => vec![
                     label,
                     format!("{:.1}", d.as_secs_f64()),
-                    thousands(rate(rows, *d).round() as u64),
+                    thousands(rate(rows, d).round() as u64),
                     ratio(outcomes, o.method)
                         .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}×")),
                 ],
-                Err(_) => vec![label, "FAILED".into(), "-".into(), "-".into()],
+                None => vec![label, "FAILED".into(), "-".into(), "-".into()],
             }
         })
         .collect()
@@ -665,9 +792,10 @@ fn result_rows(info: &RunInfo, outcomes: &[Outcome]) -> Vec<Vec<String>> {
 /// The issue's targets, one line each, with whether this run met them.
 fn target_lines(info: &RunInfo, outcomes: &[Outcome]) -> Vec<String> {
     let mut out = Vec::new();
+    // Three decimals: two could show 0.90× for a ratio of 0.896 that misses 0.9.
     let verdict = |r: Option<f64>, ok: &dyn Fn(f64) -> bool| match r {
-        Some(r) if ok(r) => format!("{r:.2}× — met"),
-        Some(r) => format!("{r:.2}× — NOT met"),
+        Some(r) if ok(r) => format!("{r:.3}× — met"),
+        Some(r) => format!("{r:.3}× — NOT met"),
         None => "not measured".to_owned(),
     };
     out.push(format!(
@@ -717,7 +845,7 @@ fn render_text(info: &RunInfo, outcomes: &[Outcome]) -> String {
         let _ = writeln!(s, "target: {line}");
     }
     for o in outcomes {
-        if let Err(e) = &o.result {
+        if let Some(e) = &o.error {
             let _ = writeln!(s, "{} FAILED: {e}", o.method.label(info.parallelism));
         }
     }
@@ -743,6 +871,7 @@ fn render_markdown(info: &RunInfo, outcomes: &[Outcome]) -> String {
         "- parallelism: {} (Ferry's `parallelism`, `pg_dump`/`pg_restore -j`)",
         info.parallelism
     );
+    let _ = writeln!(s, "- other work when the timings began: {}", info.load());
     let _ = writeln!(s, "- ferry: release build of commit {}\n", info.commit);
 
     let _ = writeln!(s, "| {} |", HEADER.join(" | "));
@@ -754,8 +883,13 @@ fn render_markdown(info: &RunInfo, outcomes: &[Outcome]) -> String {
     s.push('\n');
     let _ = writeln!(
         s,
-        "Rows/s is the source's total rows over wall-clock seconds; \
-         \"ferry ÷ method\" is Ferry's rows/s over the method's (above 1: Ferry is faster).\n"
+        "Seconds are wall clock{}; rows/s is the source's total rows over them; \
+         \"ferry ÷ method\" is Ferry's rows/s over the method's (above 1: Ferry is faster).\n",
+        if info.runs > 1 {
+            format!(", the median of {} runs", info.runs)
+        } else {
+            String::new()
+        }
     );
     s.push_str("Targets:\n\n");
     for line in target_lines(info, outcomes) {
@@ -773,10 +907,23 @@ fn render_markdown(info: &RunInfo, outcomes: &[Outcome]) -> String {
     for o in outcomes {
         let _ = writeln!(s, "**{}**", o.method.label(info.parallelism));
         let _ = writeln!(s, "\n```sh\n{}\n```\n", o.method.commands(info.parallelism));
-        if let Some(note) = &o.note {
-            let _ = writeln!(s, "{note}.\n");
+        if !o.runs.is_empty() {
+            let runs = o
+                .runs
+                .iter()
+                .map(|r| match &r.note {
+                    Some(note) => format!("{:.1} s ({note})", r.elapsed.as_secs_f64()),
+                    None => format!("{:.1} s", r.elapsed.as_secs_f64()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                s,
+                "Run{}: {runs}.\n",
+                if o.runs.len() > 1 { "s" } else { "" }
+            );
         }
-        if let Err(e) = &o.result {
+        if let Some(e) = &o.error {
             let _ = writeln!(s, "FAILED: {e}\n");
         }
     }
@@ -799,8 +946,11 @@ mod tests {
             memory: "8 GiB RAM".into(),
             pg_version: "15.9".into(),
             commit: "abc1234".into(),
+            busy: Some(2),
+            load_average: "0.10 0.20 0.30".into(),
             scale: 10,
             parallelism: 4,
+            runs: 1,
             tables: vec![
                 ("bench_wide".into(), 200_000),
                 ("pgbench_accounts".into(), 1_000_000),
@@ -811,30 +961,35 @@ mod tests {
     fn ok(method: Method, secs: u64) -> Outcome {
         Outcome {
             method,
-            result: Ok(Duration::from_secs(secs)),
-            note: None,
+            runs: vec![Run {
+                elapsed: Duration::from_secs(secs),
+                note: None,
+            }],
+            error: None,
         }
     }
 
     #[test]
     fn config_defaults_and_overrides() {
-        let c = Config::parse(None, None, None).expect("defaults");
+        let c = Config::parse(None, None, None, None).expect("defaults");
         assert_eq!(
             c,
             Config {
                 scale: 50,
                 parallelism: 4,
+                runs: 1,
                 fresh: false
             }
         );
         assert_eq!(c.wide_rows(), 1_000_000);
-        let c = Config::parse(Some(" 10 "), Some("2"), Some("1")).expect("set");
-        assert_eq!((c.scale, c.parallelism, c.fresh), (10, 2, true));
-        assert!(Config::parse(Some("0"), None, None).is_err());
-        assert!(Config::parse(Some("ten"), None, None).is_err());
-        assert!(Config::parse(None, Some("-1"), None).is_err());
+        let c = Config::parse(Some(" 10 "), Some("2"), Some("3"), Some("1")).expect("set");
+        assert_eq!((c.scale, c.parallelism, c.runs, c.fresh), (10, 2, 3, true));
+        assert!(Config::parse(Some("0"), None, None, None).is_err());
+        assert!(Config::parse(Some("ten"), None, None, None).is_err());
+        assert!(Config::parse(None, Some("-1"), None, None).is_err());
+        assert!(Config::parse(None, None, Some("0"), None).is_err());
         assert_eq!(
-            Config::parse(Some(""), None, Some("no"))
+            Config::parse(Some(""), None, None, Some("no"))
                 .expect("empty is default")
                 .scale,
             50
@@ -854,27 +1009,30 @@ mod tests {
         let lines = target_lines(&info(), &outcomes);
         assert_eq!(
             lines[0],
-            "Ferry ≥ 0.9× the psql binary COPY pipe: 0.90× — met"
+            "Ferry ≥ 0.9× the psql binary COPY pipe: 0.900× — met"
         );
         assert_eq!(
             lines[1],
-            "Ferry faster than pg_dump -Fc | pg_restore: 3.00× — met"
+            "Ferry faster than pg_dump -Fc | pg_restore: 3.000× — met"
         );
+        let slower = vec![ok(Method::Ferry, 1000), ok(Method::CopyPipe, 896)];
+        assert!(target_lines(&info(), &slower)[0].ends_with("0.896× — NOT met"));
         assert!(lines[2].ends_with("not measured"), "{}", lines[2]);
     }
 
     #[test]
     fn report_lists_every_method_and_failure() {
         let mut outcomes: Vec<Outcome> = METHODS.iter().map(|m| ok(*m, 12)).collect();
-        outcomes[3].result = Err("boom".into());
-        outcomes[2].note = Some("dump 1.0 s + restore 2.0 s".into());
+        outcomes[3].error = Some("boom".into());
+        outcomes[2].runs[0].note = Some("dump 1.0 s + restore 2.0 s".into());
         let md = render_markdown(&info(), &outcomes);
         assert!(md.contains("| method | seconds | rows/s | ferry ÷ method |"));
         assert!(md.contains("| ferry full load (parallelism 4) | 12.0 | 100,000 | 1.00× |"));
         assert!(md.contains("| pg_dump -Fd -j 4 + pg_restore -j 4 | FAILED | - | - |"));
         assert!(md.contains("| pg_dump -Fc \\| pg_restore | 12.0 |"));
         assert!(md.contains("FAILED: boom"));
-        assert!(md.contains("dump 1.0 s + restore 2.0 s."));
+        assert!(md.contains("Run: 12.0 s (dump 1.0 s + restore 2.0 s)."));
+        assert!(md.contains("other work when the timings began: 2% CPU busy, load average"));
         assert!(md.contains("2 CPUs (Test CPU)"));
         assert!(md.contains("PostgreSQL 15.9"));
         assert!(md.contains("1,200,000 rows in 2 tables (pgbench scale 10;"));
@@ -882,5 +1040,31 @@ mod tests {
         assert!(text.contains("ferry full load (parallelism 4)"));
         assert!(text.contains("100,000"));
         assert!(text.contains("FAILED: boom"));
+    }
+
+    #[test]
+    fn the_reported_time_is_the_median() {
+        let run = |secs: u64| Run {
+            elapsed: Duration::from_secs(secs),
+            note: None,
+        };
+        let mut o = Outcome::new(Method::Ferry);
+        assert_eq!(o.time(), None);
+        o.runs = vec![run(9), run(5), run(7)];
+        assert_eq!(o.time(), Some(Duration::from_secs(7)));
+        o.runs.push(run(8));
+        assert_eq!(o.time(), Some(Duration::from_millis(7500)));
+        o.error = Some("failed in round 5".into());
+        assert_eq!(o.time(), None);
+    }
+
+    #[test]
+    fn proc_stat_cpu_line() {
+        assert_eq!(
+            parse_cpu_line("cpu  100 5 50 800 20 1 2 3 0 0"),
+            Some((820, 981))
+        );
+        assert_eq!(parse_cpu_line("cpu0 1 2 3 4 5 6 7 8"), None);
+        assert_eq!(parse_cpu_line("cpu  x"), None);
     }
 }

@@ -1,7 +1,9 @@
 //! DDL for the sink: type names, `CREATE TABLE`, enum types, keys and indexes.
 
 use crate::connect::{quote_ident, quote_literal, quote_table};
-use ferry_core::{Column, DataType, Finding, FindingLevel, Index, IndexPart, TableSchema};
+use ferry_core::{
+    Column, DataType, Finding, FindingLevel, Index, IndexPart, TableSchema, finding_code,
+};
 
 /// The PostgreSQL type for a logical type from another engine, and a finding when
 /// the mapping is not exact.
@@ -64,11 +66,10 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
     let mut findings = Vec::new();
     let same_engine = source_engine == "postgres";
     for column in &mut target.columns {
-        let finding = |level, message: String| Finding {
-            level,
-            table: Some(schema.id.clone()),
-            column: Some(column.name.clone()),
-            message,
+        let finding = |level, message: String| {
+            Finding::new(level, finding_code::TYPE_MAPPING, message)
+                .table(&schema.id)
+                .column(column.name.clone())
         };
         if same_engine {
             if column.data_type.is_other() {

@@ -5,6 +5,7 @@
 //! workers reading one exported snapshot. The sink creates tables, loads them with
 //! binary `COPY ... FROM STDIN` and builds keys and indexes after the load.
 
+mod bad_data;
 mod catalog;
 pub mod codec;
 mod connect;

@@ -1,14 +1,17 @@
 //! The PostgreSQL sink: table preparation, binary `COPY ... FROM STDIN`, keys and
 //! indexes after the load.
 
+use crate::bad_data;
 use crate::catalog::{self, PgTable};
-use crate::codec::{self, PgColumnType};
+use crate::codec::{self, CodecError, PgColumnType};
 use crate::connect::{Target, quote_ident, quote_table};
 use crate::copy::CopyWriter;
 use crate::ddl;
 use bytes::{Bytes, BytesMut};
+use ferry_core::policy::{Action, ValueProblem, fail_error, row_key};
 use ferry_core::{
-    Batch, Error, Finding, Result, Sink, TableId, TablePrep, TableSchema, TableWriter, Value,
+    BadDataPolicy, Batch, Error, Finding, LoadReport, Result, Sink, TableId, TablePrep,
+    TableSchema, TableWriter, Value,
 };
 use futures_util::SinkExt;
 use std::collections::{HashMap, HashSet};
@@ -153,7 +156,11 @@ impl Sink for PgSink {
         Ok(())
     }
 
-    async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<PgTableWriter> {
+    async fn open_writer(
+        &self,
+        schema: Arc<TableSchema>,
+        policy: BadDataPolicy,
+    ) -> Result<PgTableWriter> {
         let cached = self
             .prepared
             .lock()
@@ -200,6 +207,7 @@ impl Sink for PgSink {
             writer: CopyWriter::new(types.clone()),
             types,
             buffer: BytesMut::with_capacity(SEND_BYTES * 2),
+            bad: ferry_core::policy::BadDataRecorder::new(schema.id.clone(), policy),
             schema,
             target: self.target.clone(),
             context,
@@ -238,6 +246,7 @@ pub struct PgTableWriter {
     schema: Arc<TableSchema>,
     target: Target,
     context: String,
+    bad: ferry_core::policy::BadDataRecorder,
 }
 
 impl PgTableWriter {
@@ -254,35 +263,57 @@ impl PgTableWriter {
         Error::conversion(format!(
             "{}{column}, row {}: {error}",
             self.context,
-            describe_key(&self.schema, row)
+            row_key(&self.schema, row)
         ))
     }
-}
 
-/// The row's primary key as `(a=1, b='x')`, or its first columns without a key.
-pub(crate) fn describe_key(schema: &TableSchema, row: &[Value]) -> String {
-    let mut indices = schema.primary_key_indices();
-    if indices.is_empty() {
-        indices = (0..row.len().min(3)).collect();
-    }
-    let parts = indices
-        .into_iter()
-        .filter_map(|i| Some((schema.columns.get(i)?, row.get(i)?)))
-        .map(|(c, v)| format!("{}={}", c.name, short_value(v)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("({parts})")
-}
-
-fn short_value(v: &Value) -> String {
-    let text = match v {
-        Value::Text(t) | Value::Enum(t) => format!("{:?}", t.as_str()),
-        other => format!("{other:?}"),
-    };
-    if text.chars().count() > 60 {
-        format!("{}…", text.chars().take(60).collect::<String>())
-    } else {
-        text
+    /// A row the codec refused: applies the bad-data policy to every value
+    /// PostgreSQL cannot hold and writes the repaired row, or skips it. Values of
+    /// the wrong kind (a bug, not bad data) fail whatever the policy.
+    fn repair(&mut self, row: &[Value]) -> Result<()> {
+        let mut fixed: Vec<Value> = row.to_vec();
+        let mut scratch = BytesMut::new();
+        for i in 0..fixed.len().min(self.types.len()) {
+            scratch.clear();
+            let ty = &self.types[i];
+            let error = match codec::encode(ty, &fixed[i], &mut scratch) {
+                Ok(()) => continue,
+                Err(e @ CodecError::Unrepresentable { .. }) => e,
+                Err(e) => return Err(self.describe_failure(row, e)),
+            };
+            let Some(column) = self.schema.columns.get(i) else {
+                return Err(self.describe_failure(row, error));
+            };
+            let problem =
+                bad_data::diagnose(ty, &fixed[i]).unwrap_or(ValueProblem::Other(error.to_string()));
+            let schema = &self.schema;
+            let action = self.bad.handle(column, || row_key(schema, row), &problem)?;
+            match action {
+                Action::Null => fixed[i] = Value::Null,
+                Action::Clamp => match bad_data::clamp(ty, &fixed[i]) {
+                    Some(v) => fixed[i] = v,
+                    None => {
+                        return Err(fail_error(
+                            &self.schema.id,
+                            &column.name,
+                            &row_key(&self.schema, row),
+                            &problem,
+                            "the bad-data policy is \"clamp\" but this value has no nearest \
+                             valid value in the column's type",
+                        ));
+                    }
+                },
+                Action::SkipRow => {
+                    self.bad.row_skipped();
+                    return Ok(());
+                }
+                Action::Fail(_) => return Err(self.describe_failure(row, error)),
+            }
+        }
+        if let Err(e) = self.writer.write_row(&fixed, &mut self.buffer) {
+            return Err(self.describe_failure(&fixed, e));
+        }
+        Ok(())
     }
 }
 
@@ -295,8 +326,8 @@ impl TableWriter for PgTableWriter {
                     self.context, event.op
                 )));
             };
-            if let Err(e) = self.writer.write_row(row, &mut self.buffer) {
-                return Err(self.describe_failure(row, e));
+            if self.writer.write_row(row, &mut self.buffer).is_err() {
+                self.repair(row)?;
             }
             if self.buffer.len() >= SEND_BYTES {
                 let chunk = self.buffer.split().freeze();
@@ -309,7 +340,7 @@ impl TableWriter for PgTableWriter {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<u64> {
+    async fn finish(mut self) -> Result<LoadReport> {
         if !self.buffer.is_empty() {
             let chunk = self.buffer.split().freeze();
             self.sink
@@ -327,6 +358,8 @@ impl TableWriter for PgTableWriter {
             .finish()
             .await
             .map_err(|e| self.target.error(e, &self.context))?;
-        Ok(rows)
+        let mut report = self.bad.into_report();
+        report.rows = rows;
+        Ok(report)
     }
 }

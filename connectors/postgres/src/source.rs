@@ -5,8 +5,8 @@ use crate::catalog::{self, PgTable};
 use crate::connect::{Target, quote_ident, quote_literal, quote_table};
 use crate::copy::CopyReader;
 use ferry_core::{
-    Batch, BatchSender, Catalog, ChangeEvent, Error, Partition, PartitionRange, Position, Result,
-    Snapshot, Source, TableFilter, TableId, TableSchema,
+    BadDataPolicy, Batch, BatchSender, Catalog, ChangeEvent, Error, LoadReport, Partition,
+    PartitionRange, Position, Result, Snapshot, Source, TableFilter, TableId, TableSchema,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -166,8 +166,10 @@ impl Source for PgSource {
         snapshot: &Snapshot,
         table: Arc<TableSchema>,
         partition: Partition,
+        // Everything PostgreSQL stores decodes into a valid value: nothing to apply.
+        _policy: BadDataPolicy,
         out: BatchSender,
-    ) -> Result<u64> {
+    ) -> Result<LoadReport> {
         let info = self.table(&table.id).await?;
         let context = format!(
             "copying {} (partition {}/{})",
@@ -223,7 +225,7 @@ impl Source for PgSource {
             .batch_execute("COMMIT")
             .await
             .map_err(|e| self.target.error(e, &context))?;
-        Ok(rows)
+        Ok(LoadReport::rows(rows))
     }
 
     async fn end_snapshot(&self, snapshot: Snapshot) -> Result<()> {

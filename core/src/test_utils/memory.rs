@@ -28,8 +28,10 @@ use crate::channel::BatchSender;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Batch, ChangeEvent, Operation, Position, Row};
 use crate::filter::TableFilter;
+use crate::policy::{Action, BadDataPolicy, BadDataRecorder, LoadReport, ValueProblem, row_key};
 use crate::schema::{Catalog, Finding, TableId, TableSchema};
 use crate::traits::{Partition, PartitionRange, Sink, Snapshot, Source, TablePrep, TableWriter};
+use crate::value::{Text, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -288,8 +290,9 @@ impl Source for MemorySource {
         snapshot: &Snapshot,
         table: Arc<TableSchema>,
         partition: Partition,
+        _policy: BadDataPolicy,
         out: BatchSender,
-    ) -> Result<u64> {
+    ) -> Result<LoadReport> {
         let frozen = self.frozen(snapshot)?;
         let (stored_schema, rows) = frozen_table(&frozen, &partition.table)?;
         if stored_schema.columns.len() != table.columns.len() {
@@ -324,7 +327,7 @@ impl Source for MemorySource {
             sent += chunk.len() as u64;
             out.send(batch).await?;
         }
-        Ok(sent)
+        Ok(LoadReport::rows(sent))
     }
 
     async fn end_snapshot(&self, snapshot: Snapshot) -> Result<()> {
@@ -398,12 +401,17 @@ impl MemorySink {
 
 /// Loads one partition into a [`MemorySink`]; rows become visible on
 /// [`TableWriter::finish`] and are lost if the writer is dropped before.
+///
+/// Text longer than its column's `max_len` is bad data handled by the writer's
+/// [`BadDataPolicy`] (`clamp` truncates, `null` stores NULL, `skip-row` leaves the
+/// row out); every other mismatch is an error.
 #[derive(Debug)]
 pub struct MemoryWriter {
     store: MemoryStore,
     schema: Arc<TableSchema>,
     generation: u64,
     rows: Vec<Row>,
+    bad: BadDataRecorder,
 }
 
 impl Sink for MemorySink {
@@ -449,7 +457,11 @@ impl Sink for MemorySink {
         Ok(())
     }
 
-    async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<MemoryWriter> {
+    async fn open_writer(
+        &self,
+        schema: Arc<TableSchema>,
+        policy: BadDataPolicy,
+    ) -> Result<MemoryWriter> {
         let generation = {
             let state = self.store.lock();
             let table = state.tables.get(&schema.id).ok_or_else(|| {
@@ -463,6 +475,7 @@ impl Sink for MemorySink {
         };
         Ok(MemoryWriter {
             store: self.store.clone(),
+            bad: BadDataRecorder::new(schema.id.clone(), policy),
             schema,
             generation,
             rows: Vec::new(),
@@ -506,13 +519,17 @@ impl TableWriter for MemoryWriter {
                     )));
                 }
             };
+            let Some(row) = self.apply_policy(row)? else {
+                self.bad.row_skipped();
+                continue;
+            };
             check_row(&self.schema, &row, row_no)?;
             self.rows.push(row);
         }
         Ok(())
     }
 
-    async fn finish(self) -> Result<u64> {
+    async fn finish(self) -> Result<LoadReport> {
         let mut state = self.store.lock();
         let table = state
             .tables
@@ -535,7 +552,46 @@ impl TableWriter for MemoryWriter {
         }
         Arc::make_mut(&mut table.rows).extend(self.rows);
         state.version += 1;
-        Ok(count)
+        let mut report = self.bad.into_report();
+        report.rows = count;
+        Ok(report)
+    }
+}
+
+impl MemoryWriter {
+    /// Applies the bad-data policy to over-long text; `None` when the row is skipped.
+    fn apply_policy(&mut self, mut row: Row) -> Result<Option<Row>> {
+        for i in 0..row.len().min(self.schema.columns.len()) {
+            let column = &self.schema.columns[i];
+            let (
+                crate::types::DataType::Text {
+                    max_len: Some(max), ..
+                },
+                Value::Text(text),
+            ) = (&column.data_type, &row[i])
+            else {
+                continue;
+            };
+            let len = text.as_str().chars().count();
+            if len <= *max as usize {
+                continue;
+            }
+            let problem = ValueProblem::TooLong { len, max_len: *max };
+            let schema = &self.schema;
+            let action = self
+                .bad
+                .handle(column, || row_key(schema, &row), &problem)?;
+            match action {
+                Action::Null => row[i] = Value::Null,
+                Action::Clamp => {
+                    let cut = crate::policy::truncate_chars(text.as_str(), *max as usize);
+                    row[i] = Value::Text(Text::from(cut));
+                }
+                Action::SkipRow => return Ok(None),
+                Action::Fail(_) => {}
+            }
+        }
+        Ok(Some(row))
     }
 }
 
@@ -594,7 +650,7 @@ fn column_list(schema: &TableSchema) -> String {
 }
 
 /// One row against the schema: length, `NOT NULL`, types.
-fn check_row(schema: &TableSchema, row: &[crate::value::Value], row_no: usize) -> Result<()> {
+fn check_row(schema: &TableSchema, row: &[Value], row_no: usize) -> Result<()> {
     if row.len() != schema.columns.len() {
         return Err(Error::conversion(format!(
             "memory sink: table {} row {row_no} has {} values for {} columns",
@@ -715,9 +771,10 @@ mod tests {
         for p in parts.clone() {
             let (tx, mut rx) = batch_channel(1000, 1 << 30);
             let n = source
-                .read_partition(&snap, Arc::new(table.clone()), p, tx)
+                .read_partition(&snap, Arc::new(table.clone()), p, BadDataPolicy::Fail, tx)
                 .await
-                .expect("read");
+                .expect("read")
+                .rows;
             let mut got = 0;
             while let Some(b) = rx.recv().await {
                 got += b.len() as u64;
@@ -766,15 +823,25 @@ mod tests {
             .await
             .expect("prep");
         let snap = source.begin_snapshot().await.expect("snap");
-        let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut w = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         w.write(batch(&s, 0..5)).await.expect("write");
-        assert_eq!(w.finish().await.expect("finish"), 5);
+        assert_eq!(w.finish().await.expect("finish").rows, 5);
         let parts = source.partitions(&snap, &s, 1).await.expect("parts");
         let (tx, _rx) = batch_channel(10, 1 << 20);
         let n = source
-            .read_partition(&snap, Arc::clone(&s), parts[0].clone(), tx)
+            .read_partition(
+                &snap,
+                Arc::clone(&s),
+                parts[0].clone(),
+                BadDataPolicy::Fail,
+                tx,
+            )
             .await
-            .expect("read");
+            .expect("read")
+            .rows;
         assert_eq!(n, 0, "rows finished after the snapshot began are not in it");
         source.end_snapshot(snap.clone()).await.expect("end");
         assert!(source.end_snapshot(snap).await.is_err(), "ended twice");
@@ -787,11 +854,17 @@ mod tests {
         sink.prepare_table(&s, TablePrep::DropAndCreate)
             .await
             .expect("prep");
-        let mut dropped = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut dropped = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         dropped.write(batch(&s, 0..3)).await.expect("write");
         assert_eq!(sink.rows(&s.id).map(|r| r.len()), Some(0));
         drop(dropped);
-        let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut w = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         w.write(batch(&s, 3..5)).await.expect("write");
         w.finish().await.expect("finish");
         assert_eq!(sink.rows(&s.id), Some(vec![row(3), row(4)]));
@@ -809,7 +882,10 @@ mod tests {
         sink.prepare_table(&s, TablePrep::Truncate)
             .await
             .expect("creates");
-        let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut w = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         w.write(batch(&s, 0..2)).await.expect("write");
         w.finish().await.expect("finish");
         sink.prepare_table(&s, TablePrep::DoNothing)
@@ -837,7 +913,10 @@ mod tests {
         sink.prepare_table(&s, TablePrep::DropAndCreate)
             .await
             .expect("prep");
-        let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut w = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         w.write(batch(&s, 0..2)).await.expect("write");
         sink.prepare_table(&s, TablePrep::DropAndCreate)
             .await
@@ -852,7 +931,10 @@ mod tests {
         sink.prepare_table(&s, TablePrep::DropAndCreate)
             .await
             .expect("prep");
-        let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut w = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         let mut b = Batch::new(Arc::clone(&s));
         b.push(ChangeEvent::insert(vec![Value::Null, Value::Null]));
         let err = w.write(b).await.expect_err("null id");
@@ -873,7 +955,10 @@ mod tests {
             .await
             .expect("prep");
         for _ in 0..2 {
-            let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+            let mut w = sink
+                .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+                .await
+                .expect("open");
             w.write(batch(&s, 0..2)).await.expect("write");
             w.finish().await.expect("no keys yet");
         }
@@ -888,13 +973,19 @@ mod tests {
         sink.prepare_table(&s, TablePrep::Truncate)
             .await
             .expect("truncate");
-        let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut w = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         w.write(batch(&s, 0..2)).await.expect("write");
         w.finish().await.expect("finish");
         sink.finish_table(&s, TablePrep::Truncate)
             .await
             .expect("unique");
-        let mut w = sink.open_writer(Arc::clone(&s)).await.expect("open");
+        let mut w = sink
+            .open_writer(Arc::clone(&s), BadDataPolicy::Fail)
+            .await
+            .expect("open");
         w.write(batch(&s, 1..3)).await.expect("write");
         assert!(w.finish().await.is_err(), "keys are built: id 1 clashes");
         assert_eq!(sink.finished_tables().len(), 1);

@@ -123,6 +123,7 @@ use crate::channel::{BatchReceiver, batch_channel};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Batch, ChangeEvent, Operation, Row};
 use crate::filter::TableFilter;
+use crate::policy::BadDataPolicy;
 use crate::schema::{Catalog, FindingLevel, TableId, TableSchema};
 use crate::traits::{Partition, Sink, Source, TablePrep, TableWriter};
 use crate::types::DataType;
@@ -512,7 +513,8 @@ pub async fn unfinished_writer<S: Source, K: Sink>(
     let mut writer = cx
         .step(
             "open_writer (to be dropped)",
-            cx.sink.open_writer(Arc::clone(&target)),
+            cx.sink
+                .open_writer(Arc::clone(&target), BadDataPolicy::Fail),
         )
         .await?;
     for chunk in lost.chunks(caps.batch_rows.max(1)) {
@@ -809,7 +811,8 @@ impl<'a, S: Source, K: Sink> Cx<'a, S, K> {
             let writer = self
                 .step(
                     format!("open_writer #{i} of {id}"),
-                    self.sink.open_writer(Arc::clone(target)),
+                    self.sink
+                        .open_writer(Arc::clone(target), BadDataPolicy::Fail),
                 )
                 .await?;
             open.push((writer, 0u64));
@@ -837,6 +840,13 @@ impl<'a, S: Source, K: Sink> Cx<'a, S, K> {
             let finished = self
                 .step(format!("finish of writer #{i} of {id}"), writer.finish())
                 .await?;
+            if finished.has_bad_data() || finished.skipped_rows > 0 {
+                return Err(self.fail(format!(
+                    "writer #{i} of {id} reported bad data under the fail policy: {:?}",
+                    finished.bad_rows.first()
+                )));
+            }
+            let finished = finished.rows;
             if finished != written {
                 return Err(self.fail(format!(
                     "writer #{i} of {id} was given {written} rows but finish returned {finished}"
@@ -956,13 +966,18 @@ impl<'a, S: Source, K: Sink> Cx<'a, S, K> {
             let (sent, received) = tokio::join!(
                 self.step(
                     &what,
-                    self.source
-                        .read_partition(snapshot, Arc::clone(&table), part, tx)
+                    self.source.read_partition(
+                        snapshot,
+                        Arc::clone(&table),
+                        part,
+                        BadDataPolicy::Fail,
+                        tx
+                    )
                 ),
                 self.collect(&what, schema, rx)
             );
             let received = received?;
-            let sent = sent?;
+            let sent = sent?.rows;
             if sent != received.len() as u64 {
                 return Err(self.fail(format!(
                     "{what} returned {sent} rows read but sent {}",

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::channel::BatchSender;
+use crate::policy::LoadReport;
 use crate::schema::{Catalog, Finding};
 use crate::test_utils::memory::{MemorySink, MemorySource, MemoryStore, MemoryWriter};
 use crate::traits::{PartitionRange, Snapshot};
@@ -168,9 +169,13 @@ impl Sink for FaultySink {
         self.inner.prepare_table(schema, prep).await
     }
 
-    async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<FaultyWriter> {
+    async fn open_writer(
+        &self,
+        schema: Arc<TableSchema>,
+        policy: BadDataPolicy,
+    ) -> Result<FaultyWriter> {
         Ok(FaultyWriter {
-            inner: self.inner.open_writer(schema).await?,
+            inner: self.inner.open_writer(schema, policy).await?,
             store: self.inner.store().clone(),
             fault: self.fault,
         })
@@ -190,7 +195,9 @@ impl TableWriter for FaultyWriter {
         }
         if self.fault == Fault::WritesThrough {
             let sink = MemorySink::with_store(self.store.clone());
-            let mut writer = sink.open_writer(Arc::clone(&batch.schema)).await?;
+            let mut writer = sink
+                .open_writer(Arc::clone(&batch.schema), BadDataPolicy::Fail)
+                .await?;
             writer.write(batch).await?;
             writer.finish().await?;
             return Ok(());
@@ -198,13 +205,12 @@ impl TableWriter for FaultyWriter {
         self.inner.write(batch).await
     }
 
-    async fn finish(self) -> Result<u64> {
-        let n = self.inner.finish().await?;
-        Ok(if self.fault == Fault::MiscountsFinish {
-            n + 1
-        } else {
-            n
-        })
+    async fn finish(self) -> Result<LoadReport> {
+        let mut report = self.inner.finish().await?;
+        if self.fault == Fault::MiscountsFinish {
+            report.rows += 1;
+        }
+        Ok(report)
     }
 }
 
@@ -340,10 +346,11 @@ impl Source for FaultySource {
         snapshot: &Snapshot,
         table: Arc<TableSchema>,
         partition: Partition,
+        policy: BadDataPolicy,
         out: BatchSender,
-    ) -> Result<u64> {
+    ) -> Result<LoadReport> {
         self.inner
-            .read_partition(snapshot, table, partition, out)
+            .read_partition(snapshot, table, partition, policy, out)
             .await
     }
 
@@ -402,8 +409,12 @@ async fn a_step_that_hangs_times_out() {
         async fn prepare_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
             self.0.prepare_table(schema, prep).await
         }
-        async fn open_writer(&self, schema: Arc<TableSchema>) -> Result<MemoryWriter> {
-            self.0.open_writer(schema).await
+        async fn open_writer(
+            &self,
+            schema: Arc<TableSchema>,
+            policy: BadDataPolicy,
+        ) -> Result<MemoryWriter> {
+            self.0.open_writer(schema, policy).await
         }
         async fn finish_table(&self, _schema: &TableSchema, _prep: TablePrep) -> Result<()> {
             std::future::pending().await

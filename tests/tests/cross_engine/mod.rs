@@ -1,0 +1,269 @@
+//! Row-by-row comparison of a table on MariaDB and on PostgreSQL through a canonical
+//! text form that each server computes itself, column by column, from its own type.
+
+#![allow(dead_code)]
+
+use ferry_tests::{MariaService, PgService};
+
+/// Text used for NULL in canonical rows.
+const NULL: &str = "∅";
+/// Separator between canonical values (ASCII unit separator).
+const SEP: char = '\u{1f}';
+
+/// How two canonical values are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Same text.
+    Exact,
+    /// Same number once parsed as f64 (or f32 for single precision).
+    Float { single: bool },
+    /// Same JSON document once parsed.
+    Json,
+}
+
+/// One column of a table as each side sees it.
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// Lower-case type name on its side: `information_schema.COLUMNS.COLUMN_TYPE`
+    /// on MariaDB, `format_type` on PostgreSQL.
+    pub type_name: String,
+}
+
+/// Columns of a MariaDB table in order.
+pub fn maria_columns(maria: &MariaService, db: &str, table: &str) -> Vec<ColumnInfo> {
+    let out = maria
+        .sql(
+            db,
+            &format!(
+                "SELECT COLUMN_NAME, LOWER(COLUMN_TYPE) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
+            ),
+        )
+        .expect("mariadb columns");
+    // MariaDB's JSON is LONGTEXT with a json_valid() check.
+    let json = maria
+        .sql(
+            db,
+            &format!(
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                 WHERE CONSTRAINT_SCHEMA = '{db}' AND TABLE_NAME = '{table}'"
+            ),
+        )
+        .expect("mariadb checks");
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, ty) = l.split_once('\t').expect("two columns");
+            let is_json = json.contains(&format!("json_valid(`{name}`)"));
+            ColumnInfo {
+                name: name.to_string(),
+                type_name: if is_json { "json".into() } else { ty.to_string() },
+            }
+        })
+        .collect()
+}
+
+/// Columns of a PostgreSQL table in order.
+pub fn pg_columns(pg: &PgService, db: &str, schema: &str, table: &str) -> Vec<ColumnInfo> {
+    let out = pg
+        .psql(
+            db,
+            &format!(
+                "SELECT a.attname || E'\\t' || format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a WHERE a.attrelid = '\"{schema}\".\"{table}\"'::regclass \
+                 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+            ),
+        )
+        .expect("postgres columns");
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, ty) = l.split_once('\t').expect("two columns");
+            ColumnInfo {
+                name: name.to_string(),
+                type_name: ty.to_lowercase(),
+            }
+        })
+        .collect()
+}
+
+fn base(type_name: &str) -> &str {
+    type_name
+        .split(['(', ' '])
+        .next()
+        .unwrap_or(type_name)
+}
+
+/// MariaDB expression giving the canonical text of a column, and how to compare it.
+pub fn maria_canonical(column: &ColumnInfo) -> (String, Kind) {
+    let c = format!("`{}`", column.name);
+    let t = column.type_name.as_str();
+    let expr = match base(t) {
+        "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "year" => {
+            (format!("CONCAT({c} + 0)"), Kind::Exact)
+        }
+        "decimal" => (format!("CAST({c} AS CHAR)"), Kind::Exact),
+        "float" => (format!("CAST({c} AS CHAR)"), Kind::Float { single: true }),
+        "double" => (format!("CAST({c} AS CHAR)"), Kind::Float { single: false }),
+        "bit" if t == "bit(1)" => (format!("CONCAT({c} + 0)"), Kind::Exact),
+        "bit" => {
+            let bits: usize = t
+                .trim_start_matches("bit(")
+                .trim_end_matches(')')
+                .parse()
+                .expect("bit width");
+            (
+                format!("LPAD(LOWER(HEX({c})), {}, '0')", bits.div_ceil(8) * 2),
+                Kind::Exact,
+            )
+        }
+        "date" => (format!("CAST({c} AS CHAR)"), Kind::Exact),
+        "datetime" | "timestamp" => (
+            format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"),
+            Kind::Exact,
+        ),
+        "time" => (format!("CAST(TIME_TO_SEC({c}) AS CHAR)"), Kind::Float { single: false }),
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => (
+            format!("MD5(CONVERT({c} USING utf8mb4))"),
+            Kind::Exact,
+        ),
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            (format!("MD5({c})"), Kind::Exact)
+        }
+        "enum" | "set" => (format!("CAST({c} AS CHAR)"), Kind::Exact),
+        "json" => (format!("JSON_COMPACT({c})"), Kind::Json),
+        other => panic!("no canonical form for MariaDB type {other} ({t})"),
+    };
+    expr
+}
+
+/// PostgreSQL expression giving the canonical text of a column.
+pub fn pg_canonical(column: &ColumnInfo) -> String {
+    let c = format!("\"{}\"", column.name);
+    let t = column.type_name.as_str();
+    match base(t) {
+        "boolean" => format!("CASE WHEN {c} THEN '1' ELSE '0' END"),
+        "smallint" | "integer" | "bigint" | "numeric" | "real" | "double" | "date" => {
+            format!("{c}::text")
+        }
+        "timestamp" if t.contains("with time zone") => {
+            format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
+        }
+        "timestamp" => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"),
+        "interval" | "time" => format!("extract(epoch FROM {c})::text"),
+        "text" | "character" | "varchar" => format!("md5({c}::text)"),
+        "bytea" => format!("md5({c})"),
+        "json" | "jsonb" => format!("{c}::text"),
+        _ if t.ends_with("[]") => format!("array_to_string({c}, ',')"),
+        // Enum types carry their own names.
+        _ => format!("{c}::text"),
+    }
+}
+
+fn same(kind: Kind, a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    if a == NULL || b == NULL {
+        return false;
+    }
+    match kind {
+        Kind::Exact => false,
+        Kind::Float { single: true } => match (a.parse::<f32>(), b.parse::<f32>()) {
+            (Ok(x), Ok(y)) => x == y || (x.is_nan() && y.is_nan()),
+            _ => false,
+        },
+        Kind::Float { single: false } => match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x == y || (x.is_nan() && y.is_nan()),
+            _ => false,
+        },
+        Kind::Json => match (
+            serde_json::from_str::<serde_json::Value>(a),
+            serde_json::from_str::<serde_json::Value>(b),
+        ) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        },
+    }
+}
+
+/// Asserts that a MariaDB table and its PostgreSQL copy hold the same rows.
+/// `maria_is_source` only changes the wording of a failure.
+pub fn assert_same_table(
+    maria: &MariaService,
+    maria_db: &str,
+    pg: &PgService,
+    pg_db: &str,
+    pg_schema: &str,
+    table: &str,
+) -> usize {
+    let mcols = maria_columns(maria, maria_db, table);
+    let pcols = pg_columns(pg, pg_db, pg_schema, table);
+    let mnames: Vec<&str> = mcols.iter().map(|c| c.name.as_str()).collect();
+    let pnames: Vec<&str> = pcols.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(mnames, pnames, "columns of {table} differ");
+    let (mexprs, kinds): (Vec<String>, Vec<Kind>) = mcols
+        .iter()
+        .map(|c| {
+            let (e, k) = maria_canonical(c);
+            (format!("IFNULL({e}, '{NULL}')"), k)
+        })
+        .unzip();
+    let pexprs: Vec<String> = pcols
+        .iter()
+        .map(|c| format!("COALESCE({}, '{NULL}')", pg_canonical(c)))
+        .collect();
+    let msql = format!(
+        "SET time_zone = '+00:00'; SELECT CONCAT_WS(CHAR(31), {}) FROM `{table}`",
+        mexprs.join(", ")
+    );
+    let psql = format!(
+        "SELECT concat_ws(E'\\x1f', {}) FROM \"{pg_schema}\".\"{table}\"",
+        pexprs.join(", ")
+    );
+    let mut mrows: Vec<String> = maria
+        .sql(maria_db, &msql)
+        .expect("mariadb rows")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut prows: Vec<String> = pg
+        .psql(pg_db, &psql)
+        .expect("postgres rows")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    mrows.retain(|l| !l.is_empty());
+    prows.retain(|l| !l.is_empty());
+    assert_eq!(
+        mrows.len(),
+        prows.len(),
+        "row counts of {table} differ (MariaDB {}, PostgreSQL {})",
+        mrows.len(),
+        prows.len()
+    );
+    // Rows sort by their first (key) column numerically where it is a number.
+    let key = |row: &String| {
+        let first = row.split(SEP).next().unwrap_or("").to_string();
+        (first.parse::<i128>().unwrap_or(i128::MAX), row.clone())
+    };
+    mrows.sort_by_key(key);
+    prows.sort_by_key(key);
+    for (m, p) in mrows.iter().zip(&prows) {
+        let mv: Vec<&str> = m.split(SEP).collect();
+        let pv: Vec<&str> = p.split(SEP).collect();
+        for (i, kind) in kinds.iter().enumerate() {
+            let (a, b) = (mv.get(i).copied().unwrap_or(""), pv.get(i).copied().unwrap_or(""));
+            assert!(
+                same(*kind, a, b),
+                "{table}.{} differs in row with key {}: MariaDB {a:?} ({}), PostgreSQL {b:?} ({})",
+                mcols[i].name,
+                mv[0],
+                mcols[i].type_name,
+                pcols[i].type_name
+            );
+        }
+    }
+    mrows.len()
+}
