@@ -140,10 +140,14 @@ pub trait Source: Send + Sync {
     }
 
     /// Engine-specific premigration findings about the selected tables (`catalog`
-    /// is what [`Source::discover`] returned): objects that are not converted
-    /// (triggers, views, routines, sequences), tables without a primary key,
-    /// generated columns, character-set issues, bad data present (e.g. zero dates),
-    /// table sizes. The default finds nothing.
+    /// is what [`Source::discover`] returned), for `ferry assess`: objects that are
+    /// not converted (triggers, views, routines, sequences, events) in the selected
+    /// namespaces, generated columns, character-set issues, bad data present (e.g.
+    /// MySQL zero dates, invalid UTF-8), with a [`crate::finding_code`] each. The
+    /// runner itself reports what the catalog already shows — tables without a
+    /// primary key, table sizes, type mappings ([`Sink::convert_schema`]), foreign
+    /// keys to tables not selected — so a source does not repeat those. The default
+    /// finds nothing.
     fn assess(&self, _catalog: &Catalog) -> impl Future<Output = Result<Vec<Finding>>> + Send {
         async { Ok(Vec::new()) }
     }

@@ -13,6 +13,9 @@
 //! exclude = []
 //! parallelism = 4
 //! state-dir = ".ferry/shop"
+//! bad-data = "fail"               # fail | null | clamp | skip-row
+//! [task.bad-data-tables]
+//! "shop.legacy" = "null"
 //! ```
 
 use ferry_core::{BadDataPolicy, TableFilter, TablePrep};

@@ -3,12 +3,12 @@
 //! whose scheme picks the connector (DESIGN.md §4).
 //!
 //! Adding a connector: a variant in each enum and an arm in `dispatch!`, the two
-//! `connect_timeout` functions and `AnySink::open_writer`, behind its cargo feature
-//! (and in the `not(any(...))` lists below).
+//! `connect_timeout` functions, `AnySink::open_writer` and `AnySink::ddl_only`,
+//! behind its cargo feature (and in the `not(any(...))` lists below).
 
 // A build without any connector compiles (the enums are empty) but does nothing.
 #![cfg_attr(
-    not(any(feature = "postgres")),
+    not(any(feature = "postgres", feature = "mysql")),
     allow(unused_variables, unused_imports, unreachable_patterns, dead_code)
 )]
 
@@ -105,6 +105,8 @@ pub fn connector_for(side: Side, url: &str) -> Result<Connector> {
     match connector {
         #[cfg(feature = "postgres")]
         Connector::Postgres => Ok(connector),
+        #[cfg(feature = "mysql")]
+        Connector::Mysql | Connector::Mariadb => Ok(connector),
         _ => Err(Error::unsupported(format!(
             "{side}: connector for scheme {scheme}:// is not built yet{}",
             if connector == Connector::Postgres {
@@ -156,11 +158,35 @@ async fn connect_with<T>(
     }
 }
 
+/// A `[source.options]`/`[target.options]` value as the MySQL connector reads it.
+#[cfg(feature = "mysql")]
+fn mysql_option(value: &toml::Value) -> ferry_mysql::OptionValue<'_> {
+    match value {
+        toml::Value::Boolean(b) => ferry_mysql::OptionValue::Bool(*b),
+        toml::Value::Integer(n) => ferry_mysql::OptionValue::Int(*n),
+        toml::Value::String(s) => ferry_mysql::OptionValue::Str(s),
+        _ => ferry_mysql::OptionValue::Other,
+    }
+}
+
+/// `[target.options]` of a MySQL/MariaDB target.
+#[cfg(feature = "mysql")]
+fn mysql_sink_options(endpoint: &EndpointConfig) -> Result<ferry_mysql::SinkOptions> {
+    let mut options = ferry_mysql::SinkOptions::default();
+    for (key, value) in &endpoint.options {
+        options.set(key, mysql_option(value))?;
+    }
+    Ok(options)
+}
+
 /// A source of any compiled-in connector.
 pub enum AnySource {
     /// PostgreSQL.
     #[cfg(feature = "postgres")]
     Postgres(ferry_postgres::PgSource),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    Mysql(ferry_mysql::MySqlSource),
 }
 
 /// A sink of any compiled-in connector.
@@ -168,6 +194,9 @@ pub enum AnySink {
     /// PostgreSQL.
     #[cfg(feature = "postgres")]
     Postgres(ferry_postgres::PgSink),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    Mysql(ferry_mysql::MySqlSink),
 }
 
 /// The table writer of an [`AnySink`].
@@ -175,6 +204,9 @@ pub enum AnyWriter {
     /// PostgreSQL.
     #[cfg(feature = "postgres")]
     Postgres(<ferry_postgres::PgSink as Sink>::Writer),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    Mysql(<ferry_mysql::MySqlSink as Sink>::Writer),
 }
 
 impl std::fmt::Debug for AnySource {
@@ -195,7 +227,9 @@ macro_rules! dispatch {
         match $value {
             #[cfg(feature = "postgres")]
             $enum::Postgres($v) => $body,
-            #[cfg(not(any(feature = "postgres")))]
+            #[cfg(feature = "mysql")]
+            $enum::Mysql($v) => $body,
+            #[cfg(not(any(feature = "postgres", feature = "mysql")))]
             _ => unreachable!("no connector is compiled in, so no endpoint exists"),
         }
     };
@@ -222,6 +256,21 @@ impl AnySource {
                 )
                 .await
                 .map(AnySource::Postgres)
+            }
+            #[cfg(feature = "mysql")]
+            Connector::Mysql | Connector::Mariadb => {
+                let mut options = ferry_mysql::SourceOptions::default();
+                for (key, value) in &endpoint.options {
+                    options.set(key, mysql_option(value))?;
+                }
+                connect_with(
+                    Side::Source,
+                    url,
+                    timeout,
+                    ferry_mysql::MySqlSource::connect_with(url, options),
+                )
+                .await
+                .map(AnySource::Mysql)
             }
             #[allow(unreachable_patterns)]
             other => Err(Error::internal(format!("no source arm for {other:?}"))),
@@ -251,8 +300,45 @@ impl AnySink {
                 .await
                 .map(AnySink::Postgres)
             }
+            #[cfg(feature = "mysql")]
+            Connector::Mysql | Connector::Mariadb => {
+                let options = mysql_sink_options(endpoint)?;
+                connect_with(
+                    Side::Target,
+                    url,
+                    timeout,
+                    ferry_mysql::MySqlSink::connect_with(url, options),
+                )
+                .await
+                .map(AnySink::Mysql)
+            }
             #[allow(unreachable_patterns)]
             other => Err(Error::internal(format!("no sink arm for {other:?}"))),
+        }
+    }
+}
+
+impl AnySink {
+    /// A sink of the target's connector that does not connect: it converts schemas
+    /// and prints DDL ([`Sink::schema_ddl`]) for `ferry schema`, and refuses
+    /// everything else. A connector that cannot do this offline is unsupported here.
+    pub fn ddl_only(endpoint: &EndpointConfig) -> Result<Self> {
+        let url = endpoint.url.expose_secret();
+        match connector_for(Side::Target, url)? {
+            #[cfg(feature = "postgres")]
+            Connector::Postgres => {
+                check_no_options(Side::Target, endpoint, "postgres")?;
+                Ok(AnySink::Postgres(ferry_postgres::PgSink::ddl_only()))
+            }
+            #[cfg(feature = "mysql")]
+            Connector::Mysql | Connector::Mariadb => {
+                mysql_sink_options(endpoint)?;
+                Ok(AnySink::Mysql(ferry_mysql::MySqlSink::ddl_only(url)?))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Error::unsupported(format!(
+                "target: the {other:?} connector cannot print DDL without connecting yet"
+            ))),
         }
     }
 }
@@ -338,11 +424,10 @@ impl Sink for AnySink {
     ) -> Result<AnyWriter> {
         match self {
             #[cfg(feature = "postgres")]
-            AnySink::Postgres(s) => s
-                .open_writer(schema, policy)
-                .await
-                .map(AnyWriter::Postgres),
-            #[cfg(not(any(feature = "postgres")))]
+            AnySink::Postgres(s) => s.open_writer(schema, policy).await.map(AnyWriter::Postgres),
+            #[cfg(feature = "mysql")]
+            AnySink::Mysql(s) => s.open_writer(schema, policy).await.map(AnyWriter::Mysql),
+            #[cfg(not(any(feature = "postgres", feature = "mysql")))]
             _ => unreachable!("no connector is compiled in, so no endpoint exists"),
         }
     }
@@ -408,11 +493,30 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_and_mariadb_schemes_pick_the_mysql_connector() {
+        assert_eq!(
+            connector_for(Side::Source, "mysql://u:pw@h/db").ok(),
+            Some(Connector::Mysql)
+        );
+        assert_eq!(
+            connector_for(Side::Target, "MariaDB://u:pw@h/db").ok(),
+            Some(Connector::Mariadb)
+        );
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test]
+    async fn mysql_options_are_checked() {
+        let ep = endpoint("mysql://u@127.0.0.1:1/db", "[source.options]\nfoo = 1\n");
+        let e = AnySource::connect(&ep).await.expect_err("unknown option");
+        assert!(e.to_string().contains("source.options.foo"), "{e}");
+    }
+
     #[test]
     fn known_but_unbuilt_schemes_say_so() {
-        for scheme in [
-            "mysql", "mariadb", "sqlite", "mongodb", "s3", "kinesis", "dynamodb", "kafka",
-        ] {
+        for scheme in ["sqlite", "mongodb", "s3", "kinesis", "dynamodb", "kafka"] {
             let e = connector_for(Side::Source, &format!("{scheme}://u:pw@h/x"))
                 .expect_err("not built");
             assert_eq!(e.kind(), ErrorKind::Unsupported);

@@ -1,5 +1,6 @@
 //! The `ferry` runner: task file, connectors by URL scheme, the full-load pipeline,
-//! progress and summary. The binary (`src/main.rs`) is a thin CLI over this library,
+//! progress and summary, the target DDL (`ferry schema`) and the premigration
+//! assessment (`ferry assess`). The binary (`src/main.rs`) is a thin CLI over this library,
 //! which end-to-end tests call directly:
 //!
 //! ```no_run
@@ -11,16 +12,20 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod assess;
 pub mod config;
 pub mod endpoint;
 pub mod pipeline;
 pub mod progress;
+pub mod schema;
 pub mod scrub;
 
+pub use assess::{Assessment, Verdict, assess_task};
 pub use config::{ConfigError, TaskConfig, TaskMode};
 pub use endpoint::{AnySink, AnySource, AnyWriter};
 pub use pipeline::{Plan, Summary, TableStats, full_load};
 pub use progress::{LogFormat, Progress, ProgressMode, render_summary};
+pub use schema::{SchemaScript, Section, schema_for_task};
 pub use scrub::Scrubber;
 
 use ferry_core::{Error, Result};

@@ -1,9 +1,17 @@
 //! `ferry run <TASK_FILE>`: runs a migration task. Exit 0 on success; otherwise one
 //! line `ferry: error: <first failure>` on stderr and exit 1.
+//!
+//! `ferry schema <TASK_FILE>`: prints the target DDL without touching the target
+//! (exit 0; 2 when a table cannot be converted as asked).
+//!
+//! `ferry assess <TASK_FILE>`: premigration assessment of both ends; exit 0 for
+//! `ready` and `ready-with-warnings`, 2 for `blocked`.
+//!
+//! Any failure of the command itself: one `ferry: error: ...` line and exit 1.
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use ferry::{LogFormat, Progress, ProgressMode, Scrubber, TaskConfig};
+use ferry::{LogFormat, Progress, ProgressMode, Scrubber, Section, TaskConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,6 +27,44 @@ struct Cli {
 enum Command {
     /// Run the task described by a task file.
     Run(RunArgs),
+    /// Print the target DDL (types, tables, keys, indexes, foreign keys) for the
+    /// task's tables without touching the target. Exit 0, or 2 when a table cannot
+    /// be converted as asked.
+    Schema(SchemaArgs),
+    /// Assess the task before running it: every type mapping, object and setting
+    /// that will not migrate cleanly, per table and column, and a verdict. Exit 0
+    /// for ready and ready-with-warnings, 2 for blocked.
+    Assess(AssessArgs),
+}
+
+/// Output format of `schema` and `assess`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// SQL script (`schema`) or a human-readable report (`assess`).
+    Text,
+    /// JSON on stdout.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct SchemaArgs {
+    /// The task file (TOML).
+    task_file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Only this section of the DDL (text format).
+    #[arg(long, value_enum, default_value_t = Section::All)]
+    section: Section,
+}
+
+#[derive(Debug, Args)]
+struct AssessArgs {
+    /// The task file (TOML).
+    task_file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -37,7 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let scrubber = Scrubber::new();
     match run(cli, &scrubber) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!(
                 "ferry: error: {}",
@@ -48,19 +94,73 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, scrubber: &Scrubber) -> anyhow::Result<()> {
-    let Command::Run(args) = cli.command;
+fn run(cli: Cli, scrubber: &Scrubber) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run_task(args, scrubber).map(|()| ExitCode::SUCCESS),
+        Command::Schema(args) => schema(args, scrubber),
+        Command::Assess(args) => assess(args, scrubber),
+    }
+}
+
+/// Loads the task file and registers its secrets with the scrubber.
+fn load_task(path: &std::path::Path, scrubber: &Scrubber) -> anyhow::Result<TaskConfig> {
+    let config = TaskConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    scrubber.add(config.secrets());
+    scrubber.add_public([config.source.redacted_url(), config.target.redacted_url()]);
+    Ok(config)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn schema(args: SchemaArgs, scrubber: &Scrubber) -> anyhow::Result<ExitCode> {
+    ferry::progress::init_logging(LogFormat::Text, None, scrubber.clone());
+    let config = load_task(&args.task_file, scrubber)?;
+    let script = runtime()?
+        .block_on(ferry::schema_for_task(&config))
+        .map_err(|e| anyhow::anyhow!("{}", e.full_message()))?;
+    let text = match args.format {
+        Format::Text => ferry::schema::render_sql(&script, args.section),
+        Format::Json => ferry::schema::render_json(&script),
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(if script.has_errors() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn assess(args: AssessArgs, scrubber: &Scrubber) -> anyhow::Result<ExitCode> {
+    ferry::progress::init_logging(LogFormat::Text, None, scrubber.clone());
+    let config = load_task(&args.task_file, scrubber)?;
+    let report = runtime()?
+        .block_on(ferry::assess_task(&config))
+        .map_err(|e| anyhow::anyhow!("{}", e.full_message()))?;
+    let text = match args.format {
+        Format::Text => ferry::assess::render_text(&report),
+        Format::Json => ferry::assess::render_json(&report),
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(ExitCode::from(report.verdict.exit_code()))
+}
+
+fn run_task(args: RunArgs, scrubber: &Scrubber) -> anyhow::Result<()> {
     let progress = Progress::new(ProgressMode::detect(args.no_progress, args.log_format));
     ferry::progress::init_logging(args.log_format, progress.multi(), scrubber.clone());
 
-    let config = TaskConfig::load(&args.task_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    scrubber.add(config.secrets());
-    scrubber.add_public([config.source.redacted_url(), config.target.redacted_url()]);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let config = load_task(&args.task_file, scrubber)?;
+    let runtime = runtime()?;
     let result = runtime.block_on(async {
         tokio::select! {
             result = ferry::run_task(&config, &progress) => {
@@ -110,12 +210,39 @@ mod tests {
     fn cli_parses() {
         let cli = Cli::try_parse_from(["ferry", "run", "t.toml", "--log-format", "json"])
             .expect("valid args");
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("run parses as run");
+        };
         assert_eq!(args.task_file, PathBuf::from("t.toml"));
         assert_eq!(args.log_format, LogFormat::Json);
         assert!(!args.no_progress);
         assert!(Cli::try_parse_from(["ferry", "run"]).is_err());
         assert!(Cli::try_parse_from(["ferry", "run", "t", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn schema_and_assess_parse() {
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "schema",
+            "t.toml",
+            "--format",
+            "json",
+            "--section",
+            "foreign-keys",
+        ])
+        .expect("valid args");
+        let Command::Schema(args) = cli.command else {
+            panic!("schema parses as schema");
+        };
+        assert_eq!(args.format, Format::Json);
+        assert_eq!(args.section, Section::ForeignKeys);
+        let cli = Cli::try_parse_from(["ferry", "assess", "t.toml"]).expect("valid args");
+        let Command::Assess(args) = cli.command else {
+            panic!("assess parses as assess");
+        };
+        assert_eq!(args.format, Format::Text);
+        assert!(Cli::try_parse_from(["ferry", "assess", "t", "--format", "yaml"]).is_err());
     }
 
     #[test]

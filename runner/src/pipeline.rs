@@ -139,7 +139,7 @@ pub fn rate(rows: u64, time: Duration) -> f64 {
 
 /// A column whose type Ferry does not map ([`ferry_core::DataType::Other`]): its
 /// values are passed through as the source gives them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PassedThrough {
     /// The table.
     pub table: TableId,
@@ -295,30 +295,16 @@ fn table_label(id: &TableId, partition: Option<&Partition>) -> String {
     }
 }
 
-/// Copies the tables `plan` selects from `source` to `sink` as they are now.
-///
-/// Tables are converted and prepared first, then copied from one snapshot, largest
-/// first, `plan.parallelism` partitions at a time; each table's keys and indexes are
-/// built as soon as its last partition is in, possibly while other tables copy. The
-/// first error stops the task (the other copies are cancelled) and names the table
-/// and partition.
-pub async fn full_load<S, K>(
-    source: Arc<S>,
-    sink: Arc<K>,
-    plan: &Plan,
-    progress: &Progress,
-) -> Result<Summary>
-where
-    S: Source + 'static,
-    K: Sink + 'static,
-{
-    let started = Instant::now();
+/// Discovers the tables `plan` selects: fails when an `include` entry without
+/// wildcards matches no table, when nothing is selected, or when a
+/// `[task.bad-data-tables]` key without wildcards names no selected table.
+pub async fn select_tables<S: Source>(source: &S, plan: &Plan) -> Result<Vec<TableSchema>> {
     let filter = TableFilter::new(&plan.include, &plan.exclude)?;
     let catalog = source
         .discover(&filter)
         .await
         .map_err(|e| e.context("discovering source tables"))?;
-    let mut selected: Vec<TableSchema> = catalog
+    let selected: Vec<TableSchema> = catalog
         .tables
         .into_iter()
         .filter(|t| filter.matches(&t.id))
@@ -355,19 +341,33 @@ where
             if unknown.len() == 1 { "is" } else { "are" }
         )));
     }
-    // Largest first, so the long copies start early.
-    selected.sort_by(|a, b| {
-        b.estimated_bytes
-            .unwrap_or(0)
-            .cmp(&a.estimated_bytes.unwrap_or(0))
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    Ok(selected)
+}
 
-    let mut summary = Summary::default();
-    let mut converted = Vec::with_capacity(selected.len());
-    for table in selected {
+/// The selected tables converted for the target.
+#[derive(Debug, Clone, Default)]
+pub struct Conversion {
+    /// (source table, target table), in the order given; foreign keys to tables
+    /// outside the selection are removed from the target tables.
+    pub tables: Vec<(TableSchema, TableSchema)>,
+    /// Conversion findings of every level (Error ones included: the caller decides),
+    /// except those about passed-through columns, plus a warning per foreign key
+    /// removed.
+    pub findings: Vec<Finding>,
+    /// Columns of unmapped types that are passed through.
+    pub passed_through: Vec<PassedThrough>,
+}
+
+/// Converts each table with [`Sink::convert_schema`] (an error names the table).
+pub fn convert_tables<K: Sink>(
+    sink: &K,
+    source_engine: &str,
+    tables: Vec<TableSchema>,
+) -> Result<Conversion> {
+    let mut out = Conversion::default();
+    for table in tables {
         let (target, findings) = sink
-            .convert_schema(source.engine(), &table)
+            .convert_schema(source_engine, &table)
             .map_err(|e| e.context(table_label(&table.id, None)))?;
         let other: Vec<&str> = table
             .columns
@@ -376,7 +376,7 @@ where
             .map(|c| c.name.as_str())
             .collect();
         for column in table.columns.iter().filter(|c| c.data_type.is_other()) {
-            summary.passed_through.push(PassedThrough {
+            out.passed_through.push(PassedThrough {
                 table: table.id.clone(),
                 column: column.name.clone(),
                 source_type: if column.source_type.is_empty() {
@@ -387,24 +387,65 @@ where
             });
         }
         for finding in findings {
-            if finding.level == FindingLevel::Error {
-                return Err(Error::schema(format!(
-                    "{finding} (the table cannot be migrated as asked)"
-                )));
-            }
-            let about_other = finding
-                .column
-                .as_deref()
-                .is_some_and(|c| other.contains(&c));
+            let about_other = finding.level != FindingLevel::Error
+                && finding
+                    .column
+                    .as_deref()
+                    .is_some_and(|c| other.contains(&c));
             if !about_other {
-                summary.findings.push(finding);
+                out.findings.push(finding);
             }
         }
-        converted.push((table, target));
+        out.tables.push((table, target));
     }
-    summary
+    out.findings
+        .extend(keep_foreign_keys_within(&mut out.tables));
+    Ok(out)
+}
+
+/// Copies the tables `plan` selects from `source` to `sink` as they are now.
+///
+/// Tables are converted and prepared first, then copied from one snapshot, largest
+/// first, `plan.parallelism` partitions at a time; each table's keys and indexes are
+/// built as soon as its last partition is in, possibly while other tables copy. The
+/// first error stops the task (the other copies are cancelled) and names the table
+/// and partition.
+pub async fn full_load<S, K>(
+    source: Arc<S>,
+    sink: Arc<K>,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<Summary>
+where
+    S: Source + 'static,
+    K: Sink + 'static,
+{
+    let started = Instant::now();
+    let mut selected = select_tables(source.as_ref(), plan).await?;
+    // Largest first, so the long copies start early.
+    selected.sort_by(|a, b| {
+        b.estimated_bytes
+            .unwrap_or(0)
+            .cmp(&a.estimated_bytes.unwrap_or(0))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+
+    let conversion = convert_tables(sink.as_ref(), source.engine(), selected)?;
+    if let Some(error) = conversion
         .findings
-        .extend(keep_foreign_keys_within(&mut converted));
+        .iter()
+        .find(|f| f.level == FindingLevel::Error)
+    {
+        return Err(Error::schema(format!(
+            "{error} (the table cannot be migrated as asked)"
+        )));
+    }
+    let mut summary = Summary {
+        findings: conversion.findings,
+        passed_through: conversion.passed_through,
+        ..Summary::default()
+    };
+    let converted = conversion.tables;
     let runs_of = |(table, target): (TableSchema, TableSchema)| TableRun {
         policy: plan.policy_for(&table.id),
         source: Arc::new(table),

@@ -1,17 +1,25 @@
-//! `cargo xtask bench`: Ferry's PostgreSQL → PostgreSQL full load against the
-//! reference tools, measured in the same run on the same server (DESIGN.md §8).
+//! `cargo xtask bench`: Ferry's full loads against the reference tools, measured
+//! in the same run on the same servers (DESIGN.md §8). Two sections:
 //!
-//! The source is `pgbench -i -s SCALE` (100,000 `pgbench_accounts` rows per scale
+//! - PostgreSQL → PostgreSQL (this file), against psql COPY pipes and
+//!   `pg_dump`/`pg_restore`;
+//! - MySQL → PostgreSQL (`bench_mysql.rs`), from the kit's MariaDB, against
+//!   `pgloader`.
+//!
+//! The PostgreSQL section's source is `pgbench -i -s SCALE` (100,000 `pgbench_accounts` rows per scale
 //! unit) plus `bench_wide`, a table of mixed types with 20,000 rows per scale
 //! unit. Each method copies it into a fresh database and must end with the same
 //! rows, primary keys and indexes as the source (checked), so every wall-clock
 //! time includes creating the tables and building the indexes.
 //!
 //! Environment: `FERRY_BENCH_SCALE` (default 50), `FERRY_BENCH_PARALLELISM`
-//! (default 4: Ferry's `parallelism` and `pg_dump`/`pg_restore -j`),
-//! `FERRY_BENCH_RUNS` (default 1: rounds over every method, the report gives each
-//! method's median), `FERRY_BENCH_FRESH=1` to regenerate a source left by an
-//! earlier run.
+//! (default 4: Ferry's `parallelism`, `pg_dump`/`pg_restore -j` and pgloader's
+//! `workers`), `FERRY_BENCH_RUNS` (default 1: rounds over every method, the report
+//! gives each method's median), `FERRY_BENCH_FRESH=1` to regenerate a source left
+//! by an earlier run, `FERRY_BENCH_ONLY=pg|mysql` to run one section.
+//!
+//! Each section also goes to `target/bench/report-<section>.md`; `report.md` joins
+//! the latest of each, so running one section keeps the other's last figures.
 
 use std::env;
 use std::fmt::Write as _;
@@ -24,6 +32,9 @@ use ferry_tests::PgService;
 
 use crate::Result;
 use crate::common::{self, TaskUrls, quote_ident, quote_literal, thousands};
+
+#[path = "bench_mysql.rs"]
+mod mysql;
 
 const SOURCE_DB: &str = "ferry_bench_source";
 /// Stored as the source database's comment once it is complete; a later run
@@ -69,6 +80,28 @@ CREATE INDEX bench_wide_created_at_idx ON bench_wide (created_at);
 VACUUM ANALYZE bench_wide;
 "#;
 
+/// A section of the benchmark (`FERRY_BENCH_ONLY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// PostgreSQL → PostgreSQL.
+    Pg,
+    /// MySQL (the kit's MariaDB) → PostgreSQL.
+    Mysql,
+}
+
+impl Section {
+    /// The section's report file in `target/bench`.
+    fn report_file(self) -> &'static str {
+        match self {
+            Section::Pg => "report-pg.md",
+            Section::Mysql => "report-mysql.md",
+        }
+    }
+}
+
+/// Every section, in report order.
+const SECTIONS: [Section; 2] = [Section::Pg, Section::Mysql];
+
 /// The benchmark's settings, from the environment.
 #[derive(Debug, Clone, PartialEq)]
 struct Config {
@@ -76,6 +109,8 @@ struct Config {
     parallelism: u64,
     runs: u64,
     fresh: bool,
+    /// `FERRY_BENCH_ONLY`: one section, or (`None`) all of them.
+    only: Option<Section>,
 }
 
 impl Config {
@@ -86,6 +121,7 @@ impl Config {
             var("FERRY_BENCH_PARALLELISM").as_deref(),
             var("FERRY_BENCH_RUNS").as_deref(),
             var("FERRY_BENCH_FRESH").as_deref(),
+            var("FERRY_BENCH_ONLY").as_deref(),
         )
     }
 
@@ -94,6 +130,7 @@ impl Config {
         parallelism: Option<&str>,
         runs: Option<&str>,
         fresh: Option<&str>,
+        only: Option<&str>,
     ) -> Result<Config> {
         Ok(Config {
             scale: positive("FERRY_BENCH_SCALE", scale, DEFAULT_SCALE)?,
@@ -103,7 +140,24 @@ impl Config {
                 fresh.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
                 Some("1" | "true" | "yes")
             ),
+            only: match only.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None | Some("" | "all") => None,
+                Some("pg" | "postgres" | "postgresql") => Some(Section::Pg),
+                Some("mysql" | "mariadb") => Some(Section::Mysql),
+                Some(other) => {
+                    return Err(format!(
+                        "FERRY_BENCH_ONLY must be `pg` or `mysql` (or unset for both), \
+                         not {other:?}"
+                    )
+                    .into());
+                }
+            },
         })
+    }
+
+    /// Whether this run includes `section`.
+    fn runs(&self, section: Section) -> bool {
+        self.only.is_none_or(|only| only == section)
     }
 
     fn wide_rows(&self) -> u64 {
@@ -214,14 +268,18 @@ impl Outcome {
         if self.error.is_some() {
             return None;
         }
-        let mut times: Vec<Duration> = self.runs.iter().map(|r| r.elapsed).collect();
-        times.sort();
-        let n = times.len();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(times[n / 2]),
-            _ => Some((times[n / 2 - 1] + times[n / 2]) / 2),
-        }
+        median(self.runs.iter().map(|r| r.elapsed).collect())
+    }
+}
+
+/// The median of `times`; `None` when empty.
+fn median(mut times: Vec<Duration>) -> Option<Duration> {
+    times.sort();
+    let n = times.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(times[n / 2]),
+        _ => Some((times[n / 2 - 1] + times[n / 2]) / 2),
     }
 }
 
@@ -260,41 +318,178 @@ impl RunInfo {
     }
 }
 
+/// One section's results, ready for the terminal and the report.
+struct SectionReport {
+    section: Section,
+    /// The plain-text summary printed at the end of the run.
+    text: String,
+    /// The section of `report.md` (starting with a `##` heading).
+    markdown: String,
+    /// Whether a method failed (to run, or to reproduce the source).
+    failed: bool,
+}
+
 /// `cargo xtask bench`.
 pub fn bench() -> Result<ExitCode> {
     let started = Instant::now();
     let config = Config::from_env()?;
-    crate::ensure_prerequisites(&["psql", "pg_dump", "pg_restore", "pgbench"])?;
+    if config.runs(Section::Pg) {
+        crate::ensure_prerequisites(&["psql", "pg_dump", "pg_restore", "pgbench"])?;
+    } else {
+        crate::ensure_prerequisites(&["psql"])?;
+    }
+    let pgloader = if config.runs(Section::Mysql) {
+        Some(mysql::prerequisites()?)
+    } else {
+        None
+    };
     let pg = ferry_tests::postgres()?;
+    let maria = match &pgloader {
+        Some(_) => Some(ferry_tests::mariadb()?),
+        None => None,
+    };
     let root = ferry_tests::workspace_root();
     let out_dir = root.join("target").join("bench");
     fs::create_dir_all(&out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
 
     eprintln!(
-        "xtask: bench at scale {} (≈ {} rows), parallelism {}, on {}",
+        "xtask: bench at scale {}, parallelism {}, runs {}: {}",
         config.scale,
-        thousands(config.scale * 100_000 + config.wide_rows()),
         config.parallelism,
-        pg.redacted_url("")
+        config.runs,
+        SECTIONS
+            .iter()
+            .filter(|s| config.runs(**s))
+            .map(|s| match s {
+                Section::Pg => format!(
+                    "PostgreSQL → PostgreSQL (≈ {} rows, on {})",
+                    thousands(config.scale * 100_000 + config.wide_rows()),
+                    pg.redacted_url("")
+                ),
+                Section::Mysql => format!(
+                    "MySQL → PostgreSQL (≈ {} rows, from {})",
+                    thousands(mysql::expected_rows(&config)),
+                    maria
+                        .as_ref()
+                        .map_or_else(String::new, |m| m.redacted_url(""))
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     );
-    // The release build runs while the server generates the source.
+    // The release build runs while the servers generate the sources.
     let build = common::start_ferry_build(&root)?;
-    if let Err(e) = prepare_source(&pg, &config) {
+    let prepared = (|| -> Result<()> {
+        if config.runs(Section::Pg) {
+            prepare_source(&pg, &config)?;
+        }
+        if let Some(maria) = &maria {
+            mysql::prepare_source(maria, &config)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = prepared {
         build.abort();
         return Err(e);
     }
     let ferry = build.finish()?;
 
-    let tables = common::public_tables(&pg, SOURCE_DB)?;
-    let counts = common::row_counts(&pg, SOURCE_DB, &tables)?;
-    let source_shape = shape(&pg, SOURCE_DB)?;
+    let mut reports = Vec::new();
+    if config.runs(Section::Pg) {
+        reports.push(pg_section(&pg, &ferry, &root, &out_dir, &config)?);
+    }
+    if let (Some(maria), Some(pgloader)) = (&maria, &pgloader) {
+        let env = mysql::Env {
+            pg: &pg,
+            maria,
+            ferry: &ferry,
+            pgloader,
+            root: &root,
+            out_dir: &out_dir,
+        };
+        reports.push(mysql::section(&env, &config)?);
+    }
+
+    for report in &reports {
+        println!("\n{}", report.text);
+    }
+    let report_path = write_report(&out_dir, &reports)?;
+    println!(
+        "report: {}",
+        report_path
+            .strip_prefix(&root)
+            .unwrap_or(&report_path)
+            .display()
+    );
+    println!("bench finished in {:.0} s", started.elapsed().as_secs_f64());
+    if pg.is_kit_managed() || maria.as_ref().is_some_and(|m| m.is_kit_managed()) {
+        println!("the services keep running; stop them with: cargo xtask services down");
+    }
+    if reports.iter().any(|r| r.failed) {
+        eprintln!("bench FAILED: a method did not complete or did not reproduce the source");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes each section of this run to its own file, then `report.md`: the latest
+/// file of every section (so a `FERRY_BENCH_ONLY` run keeps the other section's
+/// last figures, each dated). Returns the path of `report.md`.
+fn write_report(out_dir: &Path, reports: &[SectionReport]) -> Result<std::path::PathBuf> {
+    for report in reports {
+        let path = out_dir.join(report.section.report_file());
+        fs::write(&path, &report.markdown)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    let mut sections = Vec::new();
+    for section in SECTIONS {
+        let path = out_dir.join(section.report_file());
+        match fs::read_to_string(&path) {
+            Ok(text) => sections.push(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("reading {}: {e}", path.display()).into()),
+        }
+    }
+    let path = out_dir.join("report.md");
+    fs::write(&path, join_report(&sections))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// `report.md` from its sections.
+fn join_report(sections: &[String]) -> String {
+    let mut s = String::from("# Ferry benchmarks\n\n");
+    s.push_str(
+        "Written by `cargo xtask bench` (`FERRY_BENCH_ONLY=pg|mysql` runs one section; \
+         the other keeps its latest figures). Each section says when and on what it was \
+         measured.\n",
+    );
+    for section in sections {
+        s.push('\n');
+        s.push_str(section.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// The PostgreSQL → PostgreSQL section: every method, `config.runs` rounds.
+fn pg_section(
+    pg: &PgService,
+    ferry: &Path,
+    root: &Path,
+    out_dir: &Path,
+    config: &Config,
+) -> Result<SectionReport> {
+    let tables = common::public_tables(pg, SOURCE_DB)?;
+    let counts = common::row_counts(pg, SOURCE_DB, &tables)?;
+    let source_shape = shape(pg, SOURCE_DB)?;
     let info = RunInfo {
         date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: cpu_model(),
         memory: memory(),
         pg_version: pg.psql("postgres", "SHOW server_version")?,
-        commit: commit(&root),
+        commit: commit(root),
         busy: cpu_busy_percent(Duration::from_secs(1)),
         load_average: load_average(),
         scale: config.scale,
@@ -304,12 +499,13 @@ pub fn bench() -> Result<ExitCode> {
     };
 
     let ctx = Ctx {
-        pg: &pg,
-        ferry: &ferry,
-        out_dir: &out_dir,
+        pg,
+        ferry,
+        out_dir,
         tables: &tables,
         parallelism: config.parallelism,
     };
+    println!("\n=== PostgreSQL → PostgreSQL full load");
     if info.busy.is_some_and(|b| b > 25) {
         eprintln!(
             "xtask: warning: {}: other work on this machine will distort the timings \
@@ -351,28 +547,12 @@ pub fn bench() -> Result<ExitCode> {
         }
     }
 
-    let text = render_text(&info, &outcomes);
-    println!("\n{text}");
-    let report = render_markdown(&info, &outcomes);
-    let report_path = out_dir.join("report.md");
-    fs::write(&report_path, report)
-        .map_err(|e| format!("writing {}: {e}", report_path.display()))?;
-    println!(
-        "report: {}",
-        report_path
-            .strip_prefix(&root)
-            .unwrap_or(&report_path)
-            .display()
-    );
-    println!("bench finished in {:.0} s", started.elapsed().as_secs_f64());
-    if pg.is_kit_managed() {
-        println!("the services keep running; stop them with: cargo xtask services down");
-    }
-    if outcomes.iter().any(|o| o.error.is_some()) {
-        eprintln!("bench FAILED: a method did not complete or did not reproduce the source");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(SectionReport {
+        section: Section::Pg,
+        text: render_text(&info, &outcomes),
+        markdown: render_markdown(&info, &outcomes),
+        failed: outcomes.iter().any(|o| o.error.is_some()),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -853,7 +1033,7 @@ fn render_text(info: &RunInfo, outcomes: &[Outcome]) -> String {
 }
 
 fn render_markdown(info: &RunInfo, outcomes: &[Outcome]) -> String {
-    let mut s = String::from("# Ferry benchmark: PostgreSQL → PostgreSQL full load\n\n");
+    let mut s = String::from("## PostgreSQL → PostgreSQL full load\n\n");
     let _ = writeln!(s, "Written by `cargo xtask bench` on {}.\n", info.date);
     let _ = writeln!(
         s,
@@ -896,7 +1076,7 @@ fn render_markdown(info: &RunInfo, outcomes: &[Outcome]) -> String {
         let _ = writeln!(s, "- {line}");
     }
     s.push('\n');
-    s.push_str("## Methods\n\n");
+    s.push_str("### Methods\n\n");
     s.push_str(
         "Each method copies the source into a fresh, empty database. The time runs from \
          the first command to the last and so includes creating the tables and building \
@@ -929,7 +1109,8 @@ fn render_markdown(info: &RunInfo, outcomes: &[Outcome]) -> String {
     }
     s.push_str(
         "`pg_dump -Fc` and `-Fd` compress with zlib by default, as users run them. \
-         pgloader and pgcopydb were not installed and are not measured.\n",
+         pgcopydb is not measured yet; pgloader is measured in the MySQL → PostgreSQL \
+         section.\n",
     );
     s
 }
@@ -971,28 +1152,46 @@ mod tests {
 
     #[test]
     fn config_defaults_and_overrides() {
-        let c = Config::parse(None, None, None, None).expect("defaults");
+        let c = Config::parse(None, None, None, None, None).expect("defaults");
         assert_eq!(
             c,
             Config {
                 scale: 50,
                 parallelism: 4,
                 runs: 1,
-                fresh: false
+                fresh: false,
+                only: None,
             }
         );
         assert_eq!(c.wide_rows(), 1_000_000);
-        let c = Config::parse(Some(" 10 "), Some("2"), Some("3"), Some("1")).expect("set");
+        assert!(c.runs(Section::Pg) && c.runs(Section::Mysql));
+        let c = Config::parse(Some(" 10 "), Some("2"), Some("3"), Some("1"), Some("MySQL"))
+            .expect("set");
         assert_eq!((c.scale, c.parallelism, c.runs, c.fresh), (10, 2, 3, true));
-        assert!(Config::parse(Some("0"), None, None, None).is_err());
-        assert!(Config::parse(Some("ten"), None, None, None).is_err());
-        assert!(Config::parse(None, Some("-1"), None, None).is_err());
-        assert!(Config::parse(None, None, Some("0"), None).is_err());
+        assert_eq!(c.only, Some(Section::Mysql));
+        assert!(!c.runs(Section::Pg) && c.runs(Section::Mysql));
+        let c = Config::parse(None, None, None, None, Some("pg")).expect("pg only");
+        assert!(c.runs(Section::Pg) && !c.runs(Section::Mysql));
+        assert!(Config::parse(None, None, None, None, Some("oracle")).is_err());
+        assert!(Config::parse(Some("0"), None, None, None, None).is_err());
+        assert!(Config::parse(Some("ten"), None, None, None, None).is_err());
+        assert!(Config::parse(None, Some("-1"), None, None, None).is_err());
+        assert!(Config::parse(None, None, Some("0"), None, None).is_err());
         assert_eq!(
-            Config::parse(Some(""), None, None, Some("no"))
+            Config::parse(Some(""), None, None, Some("no"), Some(""))
                 .expect("empty is default")
                 .scale,
             50
+        );
+    }
+
+    #[test]
+    fn the_report_joins_the_sections() {
+        let joined = join_report(&["## A\n\nbody a\n\n".into(), "## B\nbody b".into()]);
+        assert!(joined.starts_with("# Ferry benchmarks\n\n"), "{joined}");
+        assert!(
+            joined.ends_with("\n## A\n\nbody a\n\n## B\nbody b\n"),
+            "{joined}"
         );
     }
 

@@ -175,7 +175,19 @@ async fn discover_where(
     } else {
         HashMap::new()
     };
-    load_columns(conn, target, flavor, options, &in_list, &json_checks, &mut tables).await?;
+    load_columns(
+        conn,
+        target,
+        flavor,
+        options,
+        &in_list,
+        &json_checks,
+        &mut tables,
+    )
+    .await?;
+    for table in tables.values_mut() {
+        exact_enum_labels(conn, target, table).await;
+    }
     load_indexes(conn, target, &in_list, &mut tables).await?;
     load_foreign_keys(conn, target, &in_list, &mut tables).await?;
     Ok(tables.into_values().collect())
@@ -214,6 +226,74 @@ async fn json_checks(
     Ok(out)
 }
 
+/// `information_schema` stores `ENUM` members in utf8mb3, so a member with a
+/// character beyond the BMP (an emoji) reads as `?`. For such columns, the members
+/// are read back through a temporary copy of the table (members by index); without
+/// the `CREATE TEMPORARY TABLES` privilege the `?` stays and a warning is logged.
+async fn exact_enum_labels(conn: &mut Conn, target: &Target, table: &mut MyTable) {
+    let suspicious: Vec<usize> = table
+        .schema
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            matches!(&c.data_type, ferry_core::DataType::Enum { labels, .. }
+                if labels.iter().any(|l| l.contains('?')))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if suspicious.is_empty() {
+        return;
+    }
+    let probe = format!("{}.`ferry_enum_probe`", quote_ident(&table.schema.id.namespace));
+    let source = crate::connect::quote_table(&table.schema.id);
+    for i in suspicious {
+        let column = &mut table.schema.columns[i];
+        let ferry_core::DataType::Enum { labels, .. } = &mut column.data_type else {
+            continue;
+        };
+        let c = quote_ident(&column.name);
+        let values = (1..=labels.len())
+            .map(|n| format!("({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A copy of just this column (no keys, nullable) holds every member by index.
+        let statements = [
+            format!("DROP TEMPORARY TABLE IF EXISTS {probe}"),
+            format!("CREATE TEMPORARY TABLE {probe} SELECT {c} FROM {source} LIMIT 0"),
+            format!("INSERT INTO {probe} ({c}) VALUES {values}"),
+        ];
+        let read = format!("SELECT {c} + 0, CAST({c} AS CHAR) FROM {probe} ORDER BY 1");
+        let exact: Result<Vec<(u64, String)>, _> = async {
+            for sql in statements {
+                conn.query_drop(sql).await?;
+            }
+            conn.query(read).await
+        }
+        .await;
+        match exact {
+            Ok(rows) if rows.len() == labels.len() => {
+                *labels = rows.into_iter().map(|(_, l)| l).collect();
+            }
+            Ok(_) => {
+                tracing::warn!(table = %table.schema.id, column = %column.name, "cannot read ENUM members exactly");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    table = %table.schema.id,
+                    column = %column.name,
+                    error = %target.error(e, "reading ENUM members"),
+                    "cannot read ENUM members exactly (information_schema shows characters \
+                     beyond the BMP as '?'); CREATE TEMPORARY TABLES is needed for that"
+                );
+            }
+        }
+    }
+    let _ = conn
+        .query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {probe}"))
+        .await;
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn load_columns(
     conn: &mut Conn,
@@ -238,8 +318,7 @@ async fn load_columns(
     )
     .await?;
     for row in &rows {
-        let (Some(ns), Some(table), Some(name)) = (text(row, 0), text(row, 1), text(row, 2))
-        else {
+        let (Some(ns), Some(table), Some(name)) = (text(row, 0), text(row, 1), text(row, 2)) else {
             continue;
         };
         let id = TableId::new(ns, table);
@@ -248,7 +327,7 @@ async fn load_columns(
         };
         let info = ColumnTypeInfo {
             data_type: text(row, 3).unwrap_or_default().to_ascii_lowercase(),
-            column_type: text(row, 4).unwrap_or_default().to_ascii_lowercase(),
+            column_type: text(row, 4).unwrap_or_default(),
             char_len: number(row, 7),
             precision: number(row, 8),
             scale: number(row, 9),
@@ -256,7 +335,8 @@ async fn load_columns(
         };
         let enum_name = format!("{}_{}", id.name, name);
         let (data_type, to) = types::logical_type(&info, options.tinyint1_as_bool, &enum_name);
-        let extra = text(row, 12).unwrap_or_default().to_ascii_lowercase();
+        let extra_raw = text(row, 12).unwrap_or_default();
+        let extra = extra_raw.to_ascii_lowercase();
         let generated = if extra.contains("generated") && !extra.contains("default_generated") {
             Some(text(row, 13).unwrap_or_default())
         } else {
@@ -270,7 +350,12 @@ async fn load_columns(
         } else if generated.is_some() {
             None
         } else {
-            column_default(flavor, &info, raw_default.as_deref(), &extra)
+            let default = column_default(flavor, &info, raw_default.as_deref(), &extra);
+            // `ON UPDATE CURRENT_TIMESTAMP` belongs with the default clause.
+            match (default, extra.find("on update ")) {
+                (Some(d), Some(at)) => Some(format!("{d} ON UPDATE {}", &extra_raw[at + 10..])),
+                (d, _) => d,
+            }
         };
         let mut source_type = if to == To::Json {
             "json".to_string()
@@ -515,7 +600,10 @@ mod tests {
     fn defaults_in_mysql_dialect() {
         let int = info("int");
         let vc = info("varchar");
-        assert_eq!(column_default(Flavor::MariaDb, &int, Some("NULL"), ""), None);
+        assert_eq!(
+            column_default(Flavor::MariaDb, &int, Some("NULL"), ""),
+            None
+        );
         assert_eq!(
             column_default(Flavor::MariaDb, &vc, Some("'a''b'"), ""),
             Some("'a''b'".into())
@@ -524,7 +612,10 @@ mod tests {
             column_default(Flavor::MySql, &vc, Some("it's"), ""),
             Some("'it''s'".into())
         );
-        assert_eq!(column_default(Flavor::MySql, &int, Some("5"), ""), Some("5".into()));
+        assert_eq!(
+            column_default(Flavor::MySql, &int, Some("5"), ""),
+            Some("5".into())
+        );
         assert_eq!(
             column_default(Flavor::MySql, &int, Some("rand()"), "default_generated"),
             Some("(rand())".into())
@@ -534,9 +625,18 @@ mod tests {
 
     #[test]
     fn referential_actions() {
-        assert_eq!(referential_action(Some("CASCADE")), ReferentialAction::Cascade);
-        assert_eq!(referential_action(Some("SET NULL")), ReferentialAction::SetNull);
-        assert_eq!(referential_action(Some("NO ACTION")), ReferentialAction::NoAction);
+        assert_eq!(
+            referential_action(Some("CASCADE")),
+            ReferentialAction::Cascade
+        );
+        assert_eq!(
+            referential_action(Some("SET NULL")),
+            ReferentialAction::SetNull
+        );
+        assert_eq!(
+            referential_action(Some("NO ACTION")),
+            ReferentialAction::NoAction
+        );
         assert_eq!(referential_action(None), ReferentialAction::NoAction);
     }
 }

@@ -67,6 +67,9 @@ impl ServerInfo {
 #[derive(Clone)]
 pub(crate) struct Target {
     opts: Opts,
+    /// The URL's database. Connections do not select it (a target database may not
+    /// exist yet); every statement qualifies its tables.
+    database: Option<String>,
     /// `mysql://user@host:port/db`, never with the password.
     pub(crate) display: String,
 }
@@ -74,9 +77,9 @@ pub(crate) struct Target {
 impl Target {
     /// Parses a `mysql://` or `mariadb://` URL.
     pub(crate) fn parse(url: &str) -> Result<Self, Error> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            Error::config("MySQL URL must start with mysql:// or mariadb://")
-        })?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::config("MySQL URL must start with mysql:// or mariadb://"))?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "mysql" && scheme != "mariadb" {
             return Err(Error::config(format!(
@@ -86,7 +89,9 @@ impl Target {
         // The driver's URL errors never echo the password (it is not a parameter).
         let opts = Opts::from_url(&format!("mysql://{rest}"))
             .map_err(|e| Error::config(format!("invalid {scheme}:// URL: {e}")))?;
+        let database = opts.db_name().filter(|d| !d.is_empty()).map(str::to_string);
         let opts: Opts = OptsBuilder::from_opts(opts)
+            .db_name(None::<String>)
             .prefer_socket(false)
             .tcp_nodelay(true)
             .stmt_cache_size(16)
@@ -96,14 +101,18 @@ impl Target {
             opts.user().unwrap_or(""),
             opts.ip_or_hostname(),
             opts.tcp_port(),
-            opts.db_name().unwrap_or("")
+            database.as_deref().unwrap_or("")
         );
-        Ok(Target { opts, display })
+        Ok(Target {
+            opts,
+            database,
+            display,
+        })
     }
 
     /// The database named in the URL, if any.
     pub(crate) fn database(&self) -> Option<&str> {
-        self.opts.db_name().filter(|d| !d.is_empty())
+        self.database.as_deref()
     }
 
     /// Opens a connection and sets up the session: utf8mb4, UTC, strict `sql_mode`,

@@ -198,7 +198,8 @@ pub const SOURCE_TYPES: &[SourceMapping] = &[
 pub struct ColumnTypeInfo {
     /// `DATA_TYPE`, lower case (`int`, `varchar`, ...).
     pub data_type: String,
-    /// `COLUMN_TYPE`, lower case (`int(10) unsigned zerofill`, `enum('a','b')`).
+    /// `COLUMN_TYPE` as the server prints it (`int(10) unsigned zerofill`,
+    /// `enum('a','B')`: members keep their case).
     pub column_type: String,
     /// `CHARACTER_MAXIMUM_LENGTH` (characters for text, bytes for binary).
     pub char_len: Option<u64>,
@@ -212,12 +213,15 @@ pub struct ColumnTypeInfo {
 
 impl ColumnTypeInfo {
     fn unsigned(&self) -> bool {
-        self.column_type.contains("unsigned")
+        self.column_type.to_ascii_lowercase().contains("unsigned")
     }
 }
 
 /// The mapping row for a column, honouring `tinyint1_as_bool`.
-pub fn source_mapping(info: &ColumnTypeInfo, tinyint1_as_bool: bool) -> Option<&'static SourceMapping> {
+pub fn source_mapping(
+    info: &ColumnTypeInfo,
+    tinyint1_as_bool: bool,
+) -> Option<&'static SourceMapping> {
     let unsigned = info.unsigned();
     SOURCE_TYPES.iter().find(|m| {
         m.mysql == info.data_type
@@ -228,7 +232,9 @@ pub fn source_mapping(info: &ColumnTypeInfo, tinyint1_as_bool: bool) -> Option<&
             }
             && match m.when {
                 When::Always => true,
-                When::Tinyint1AsBool => tinyint1_as_bool && info.column_type == "tinyint(1)",
+                When::Tinyint1AsBool => {
+                    tinyint1_as_bool && info.column_type.eq_ignore_ascii_case("tinyint(1)")
+                }
                 When::JsonCheck => info.json_check,
             }
     })
@@ -412,8 +418,7 @@ pub fn kind(data_type: &DataType) -> Kind {
             scale,
         } if *p <= 65 && scale.unwrap_or(0) <= 30 && scale.unwrap_or(0) <= *p => Kind::Decimal,
         DataType::Decimal {
-            precision: Some(_),
-            ..
+            precision: Some(_), ..
         } => Kind::DecimalTooWide,
         DataType::Decimal { .. } => Kind::DecimalUnbounded,
         DataType::Text {
@@ -480,7 +485,12 @@ const fn exact(kind: Kind, sql: &'static str) -> TargetMapping {
     }
 }
 
-const fn note(kind: Kind, sql: &'static str, level: FindingLevel, note: &'static str) -> TargetMapping {
+const fn note(
+    kind: Kind,
+    sql: &'static str,
+    level: FindingLevel,
+    note: &'static str,
+) -> TargetMapping {
     TargetMapping {
         kind,
         flavor: None,
@@ -612,13 +622,22 @@ pub const TARGET_TYPES: &[TargetMapping] = &[
 
 /// The MySQL type for a logical type on `flavor`, and the loss (level and note)
 /// when the mapping is not exact.
-pub fn target_type(data_type: &DataType, flavor: Flavor) -> (String, Option<(FindingLevel, String)>) {
+pub fn target_type(
+    data_type: &DataType,
+    flavor: Flavor,
+) -> (String, Option<(FindingLevel, String)>) {
     let k = kind(data_type);
     let Some(mapping) = TARGET_TYPES
         .iter()
         .find(|m| m.kind == k && m.flavor.is_none_or(|f| f == flavor))
     else {
-        return ("LONGBLOB".into(), Some((FindingLevel::Warning, format!("{data_type} has no MySQL mapping"))));
+        return (
+            "LONGBLOB".into(),
+            Some((
+                FindingLevel::Warning,
+                format!("{data_type} has no MySQL mapping"),
+            )),
+        );
     };
     let mut sql = mapping.sql.to_string();
     match data_type {
@@ -706,7 +725,10 @@ mod tests {
         let mut j = info("longtext", "longtext");
         assert_eq!(logical_type(&j, true, "e").0, DataType::text());
         j.json_check = true;
-        assert_eq!(logical_type(&j, true, "e").0, DataType::Json { binary: true });
+        assert_eq!(
+            logical_type(&j, true, "e").0,
+            DataType::Json { binary: true }
+        );
         assert!(matches!(
             logical_type(&info("geometry", "point"), true, "e").0,
             DataType::Other { .. }
@@ -715,7 +737,7 @@ mod tests {
 
     #[test]
     fn enum_and_set_members() {
-        assert_eq!(members("enum('a','b c','it''s')"), vec!["a", "b c", "it's"]);
+        assert_eq!(members("enum('a','B c','it''s')"), vec!["a", "B c", "it's"]);
         assert_eq!(members("set('x','y')"), vec!["x", "y"]);
         assert_eq!(members("enum('')"), vec![""]);
         let (t, _) = logical_type(&info("enum", "enum('a','b')"), true, "t_c");
@@ -803,16 +825,21 @@ mod tests {
                 assert!(!sql.contains('{'), "{t}: {sql}");
             }
         }
-        assert_eq!(
-            target_type(&samples[7], Flavor::MariaDb).0,
-            "DECIMAL(12,3)"
-        );
+        assert_eq!(target_type(&samples[7], Flavor::MariaDb).0, "DECIMAL(12,3)");
         assert_eq!(
             target_type(&samples[28], Flavor::MariaDb).0,
             "ENUM('a','it''s')"
         );
-        assert!(target_type(&DataType::Json { binary: false }, Flavor::MySql).1.is_some());
-        assert!(target_type(&DataType::Json { binary: false }, Flavor::MariaDb).1.is_none());
+        assert!(
+            target_type(&DataType::Json { binary: false }, Flavor::MySql)
+                .1
+                .is_some()
+        );
+        assert!(
+            target_type(&DataType::Json { binary: false }, Flavor::MariaDb)
+                .1
+                .is_none()
+        );
     }
 
     #[test]

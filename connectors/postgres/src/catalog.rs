@@ -4,7 +4,8 @@
 use crate::codec::PgColumnType;
 use crate::connect::{Target, quote_ident};
 use ferry_core::{
-    Column, DataType, Index, IndexPart, Result, TableFilter, TableId, TableSchema, UniqueKey,
+    Column, DataType, ForeignKey, Index, IndexPart, ReferentialAction, Result, TableFilter,
+    TableId, TableSchema, UniqueKey,
 };
 use std::collections::HashMap;
 use tokio_postgres::Client;
@@ -20,6 +21,8 @@ pub(crate) struct PgTable {
     pub(crate) relkind: char,
     /// Size of the main fork in pages.
     pub(crate) pages: u64,
+    /// Whether a column is generated (`COPY table (columns) TO` refuses those).
+    pub(crate) has_generated: bool,
 }
 
 /// One row of `pg_type` that type mapping needs.
@@ -88,6 +91,22 @@ WHERE i.indrelid = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
 ORDER BY i.indrelid, ic.relname";
 
+const FOREIGN_KEYS_SQL: &str = "
+SELECT con.conrelid, con.conname,
+       array(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num
+             ORDER BY k.ord),
+       rn.nspname::text, rc.relname::text,
+       array(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num
+             ORDER BY k.ord),
+       con.confdeltype::text, con.confupdtype::text
+FROM pg_constraint con
+JOIN pg_class rc ON rc.oid = con.confrelid
+JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE con.conrelid = ANY($1) AND con.contype = 'f'
+ORDER BY con.conrelid, con.conname";
+
 /// Discovers every table the filter selects.
 pub(crate) async fn discover(
     client: &Client,
@@ -133,12 +152,21 @@ async fn discover_where(
     let mut details = load_details(client, target, &oids).await?;
     let mut out = Vec::with_capacity(tables.len());
     for (oid, id, relkind, reltuples, bytes, block) in tables {
-        let Some((columns, types, keys, indexes)) = details.remove(&oid) else {
+        let Some(Details {
+            columns,
+            types,
+            keys,
+            indexes,
+            foreign_keys,
+            has_generated,
+        }) = details.remove(&oid)
+        else {
             continue;
         };
         let mut schema = TableSchema::new(id, columns);
         apply_keys(&mut schema, keys);
         schema.indexes = indexes;
+        schema.foreign_keys = foreign_keys;
         schema.estimated_rows = (reltuples >= 0.0).then_some(reltuples as u64);
         schema.estimated_bytes = u64::try_from(bytes).ok();
         let pages = u64::try_from(bytes / block.max(1)).unwrap_or(0);
@@ -147,17 +175,22 @@ async fn discover_where(
             types,
             relkind,
             pages,
+            has_generated,
         });
     }
     Ok(out)
 }
 
-type Details = (
-    Vec<Column>,
-    Vec<PgColumnType>,
-    Vec<(String, char, Vec<String>)>,
-    Vec<Index>,
-);
+/// What [`load_details`] finds for one table.
+#[derive(Debug, Default)]
+struct Details {
+    columns: Vec<Column>,
+    types: Vec<PgColumnType>,
+    keys: Vec<(String, char, Vec<String>)>,
+    indexes: Vec<Index>,
+    foreign_keys: Vec<ForeignKey>,
+    has_generated: bool,
+}
 
 async fn load_details(
     client: &Client,
@@ -196,18 +229,19 @@ async fn load_details(
         let generated: String = row.get(7);
         let (data_type, codec) = map_type(type_oid, typmod, &types, &labels);
         let mut default: Option<String> = row.get(4);
+        let entry = out.entry(rel).or_default();
         if !generated.is_empty() {
             default = None;
+            entry.has_generated = true;
         }
-        let entry = out.entry(rel).or_default();
-        entry.0.push(Column {
+        entry.columns.push(Column {
             name: row.get(1),
             data_type,
             nullable: !row.get::<_, bool>(3),
             default,
             source_type: row.get(2),
         });
-        entry.1.push(codec);
+        entry.types.push(codec);
     }
     for row in client
         .query(KEYS_SQL, &[&oids])
@@ -217,7 +251,7 @@ async fn load_details(
         let rel: u32 = row.get(0);
         let kind = row.get::<_, String>(2).chars().next().unwrap_or('u');
         if let Some(entry) = out.get_mut(&rel) {
-            entry.2.push((row.get(1), kind, row.get(3)));
+            entry.keys.push((row.get(1), kind, row.get(3)));
         }
     }
     for row in client
@@ -238,7 +272,7 @@ async fn load_details(
                 let column = usize::try_from(attnum)
                     .ok()
                     .and_then(|n| n.checked_sub(1))
-                    .and_then(|n| entry.0.get(n));
+                    .and_then(|n| entry.columns.get(n));
                 match column {
                     Some(c) if quote_ident(&c.name) == def || c.name == def => {
                         IndexPart::Column(c.name.clone())
@@ -248,7 +282,7 @@ async fn load_details(
             })
             .collect();
         let method: String = row.get(3);
-        entry.3.push(Index {
+        entry.indexes.push(Index {
             name: row.get(1),
             unique: row.get(2),
             parts,
@@ -256,7 +290,36 @@ async fn load_details(
             predicate: row.get(4),
         });
     }
+    for row in client
+        .query(FOREIGN_KEYS_SQL, &[&oids])
+        .await
+        .map_err(|e| target.error(e, "cannot read foreign keys"))?
+    {
+        let rel: u32 = row.get(0);
+        let Some(entry) = out.get_mut(&rel) else {
+            continue;
+        };
+        entry.foreign_keys.push(ForeignKey {
+            name: row.get(1),
+            columns: row.get(2),
+            referenced_table: TableId::new(row.get::<_, String>(3), row.get::<_, String>(4)),
+            referenced_columns: row.get(5),
+            on_delete: referential_action(&row.get::<_, String>(6)),
+            on_update: referential_action(&row.get::<_, String>(7)),
+        });
+    }
     Ok(out)
+}
+
+/// `pg_constraint.confdeltype` / `confupdtype` as a [`ReferentialAction`].
+fn referential_action(code: &str) -> ReferentialAction {
+    match code {
+        "r" => ReferentialAction::Restrict,
+        "c" => ReferentialAction::Cascade,
+        "n" => ReferentialAction::SetNull,
+        "d" => ReferentialAction::SetDefault,
+        _ => ReferentialAction::NoAction,
+    }
 }
 
 async fn load_types(

@@ -15,6 +15,8 @@ pub(crate) struct Target {
     config: Config,
     /// `postgres://user@host:port/db`, never with the password.
     pub(crate) display: String,
+    /// Built without a server ([`Target::offline`]): connecting is refused.
+    offline: bool,
 }
 
 impl Target {
@@ -35,11 +37,30 @@ impl Target {
             .keepalives_idle(Duration::from_secs(30))
             .application_name("ferry");
         let display = describe(&config);
-        Ok(Target { config, display })
+        Ok(Target {
+            config,
+            display,
+            offline: false,
+        })
+    }
+
+    /// A target that is never connected to (DDL generation only).
+    pub(crate) fn offline() -> Self {
+        Target {
+            config: Config::new(),
+            display: "PostgreSQL (DDL only, not connected)".into(),
+            offline: true,
+        }
     }
 
     /// Opens a new connection; the connection's I/O runs on a spawned task.
     pub(crate) async fn connect(&self) -> Result<Client, Error> {
+        if self.offline {
+            return Err(Error::internal(
+                "this PostgreSQL sink was built to print DDL only (PgSink::ddl_only) and \
+                 cannot connect; use PgSink::connect to load data",
+            ));
+        }
         let attempt = tokio::time::timeout(CONNECT_TIMEOUT * 2, self.config.connect(NoTls));
         let (client, connection) = match attempt.await {
             Ok(result) => result.map_err(|e| self.error(e, "cannot connect"))?,

@@ -2,7 +2,8 @@
 
 use crate::connect::{quote_ident, quote_literal, quote_table};
 use ferry_core::{
-    Column, DataType, Finding, FindingLevel, Index, IndexPart, TableSchema, finding_code,
+    Column, DataType, Finding, FindingLevel, ForeignKey, Index, IndexPart, ReferentialAction,
+    SchemaDdl, TableSchema, finding_code,
 };
 
 /// The PostgreSQL type for a logical type from another engine, and a finding when
@@ -66,11 +67,12 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
     let mut findings = Vec::new();
     let same_engine = source_engine == "postgres";
     for column in &mut target.columns {
-        let finding = |level, message: String| {
-            Finding::new(level, finding_code::TYPE_MAPPING, message)
+        let finding_of = |code: &str, level, message: String| {
+            Finding::new(level, code, message)
                 .table(&schema.id)
                 .column(column.name.clone())
         };
+        let finding = |level, message| finding_of(finding_code::TYPE_MAPPING, level, message);
         if same_engine {
             if column.data_type.is_other() {
                 findings.push(finding(
@@ -94,7 +96,8 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
             .as_deref()
             .is_some_and(|d| d.contains("nextval("))
         {
-            findings.push(finding(
+            findings.push(finding_of(
+                finding_code::SEQUENCE,
                 FindingLevel::Warning,
                 format!(
                     "default {} uses a sequence, which is not migrated; the column is created without a default",
@@ -137,18 +140,76 @@ pub(crate) fn enum_sql_name(name: &str, namespace: &str) -> (String, String) {
     (schema, qualified)
 }
 
-/// Statements creating an enum type (and its schema) unless they exist.
-pub(crate) fn create_enum(schema: &str, qualified: &str, labels: &[String]) -> String {
+/// A statement creating an enum type unless it exists (its schema must exist).
+pub(crate) fn create_enum(qualified: &str, labels: &[String]) -> String {
     let labels = labels
         .iter()
         .map(|l| quote_literal(l))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};\n\
-         DO $ferry$ BEGIN CREATE TYPE {qualified} AS ENUM ({labels}); \
-         EXCEPTION WHEN duplicate_object THEN NULL; END $ferry$;"
+        "DO $ferry$ BEGIN CREATE TYPE {qualified} AS ENUM ({labels}); \
+         EXCEPTION WHEN duplicate_object THEN NULL; END $ferry$"
     )
+}
+
+/// Statements run before the load, in order: the table's schema, the schemas and
+/// enum types its columns use, and `CREATE TABLE` (always last). No `DROP`.
+pub(crate) fn pre_load(schema: &TableSchema) -> Vec<String> {
+    let create_schema = |s: &str| format!("CREATE SCHEMA IF NOT EXISTS {s}");
+    let table_schema = quote_ident(&schema.id.namespace);
+    let mut out = vec![create_schema(&table_schema)];
+    for (enum_schema, qualified, labels) in enum_types(schema) {
+        let stmt = create_schema(&enum_schema);
+        if !out.contains(&stmt) {
+            out.push(stmt);
+        }
+        out.push(create_enum(&qualified, &labels));
+    }
+    out.push(create_table(schema));
+    out
+}
+
+/// `ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY` for each foreign key.
+pub(crate) fn foreign_keys(schema: &TableSchema) -> Vec<String> {
+    schema
+        .foreign_keys
+        .iter()
+        .map(|fk| foreign_key(schema, fk))
+        .collect()
+}
+
+fn foreign_key(schema: &TableSchema, fk: &ForeignKey) -> String {
+    let list = |cols: &[String]| {
+        cols.iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut sql = format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+        quote_table(&schema.id),
+        quote_ident(&fk.name),
+        list(&fk.columns),
+        quote_table(&fk.referenced_table),
+        list(&fk.referenced_columns)
+    );
+    if fk.on_delete != ReferentialAction::NoAction {
+        sql.push_str(&format!(" ON DELETE {}", fk.on_delete.as_sql()));
+    }
+    if fk.on_update != ReferentialAction::NoAction {
+        sql.push_str(&format!(" ON UPDATE {}", fk.on_update.as_sql()));
+    }
+    sql
+}
+
+/// Everything the sink runs for a converted table, without a connection.
+pub fn schema_ddl(schema: &TableSchema) -> SchemaDdl {
+    SchemaDdl {
+        pre_load: pre_load(schema),
+        post_load: post_load(schema),
+        foreign_keys: foreign_keys(schema),
+    }
 }
 
 /// `CREATE TABLE` for a converted schema (types from `source_type`).
@@ -304,6 +365,57 @@ mod tests {
                 "ALTER TABLE \"s\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (\"a\")",
                 "ALTER TABLE \"s\".\"t\" ADD CONSTRAINT \"t_a_key\" UNIQUE (\"a\")",
                 "CREATE INDEX \"t_lower\" ON \"s\".\"t\" ((lower(a::text))) WHERE (a > 0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn schema_ddl_orders_statements_by_phase() {
+        let mut s = TableSchema::new(
+            TableId::new("shop", "orders"),
+            vec![
+                column("id", "integer", DataType::Int32),
+                column("customer", "integer", DataType::Int32),
+                column(
+                    "mood",
+                    "sales.mood",
+                    DataType::Enum {
+                        name: "sales.mood".into(),
+                        labels: vec!["ok".into(), "it's".into()],
+                    },
+                ),
+            ],
+        );
+        s.primary_key = vec!["id".into()];
+        s.foreign_keys.push(ForeignKey {
+            name: "orders_customer_fkey".into(),
+            columns: vec!["customer".into()],
+            referenced_table: TableId::new("shop", "customers"),
+            referenced_columns: vec!["id".into()],
+            on_delete: ReferentialAction::Cascade,
+            on_update: ReferentialAction::NoAction,
+        });
+        let ddl = schema_ddl(&s);
+        assert_eq!(
+            ddl.pre_load,
+            vec![
+                "CREATE SCHEMA IF NOT EXISTS \"shop\"".to_string(),
+                "CREATE SCHEMA IF NOT EXISTS \"sales\"".to_string(),
+                "DO $ferry$ BEGIN CREATE TYPE \"sales\".\"mood\" AS ENUM ('ok', 'it''s'); \
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $ferry$"
+                    .to_string(),
+                create_table(&s),
+            ]
+        );
+        assert_eq!(
+            ddl.post_load,
+            vec!["ALTER TABLE \"shop\".\"orders\" ADD PRIMARY KEY (\"id\")"]
+        );
+        assert_eq!(
+            ddl.foreign_keys,
+            vec![
+                "ALTER TABLE \"shop\".\"orders\" ADD CONSTRAINT \"orders_customer_fkey\" \
+                 FOREIGN KEY (\"customer\") REFERENCES \"shop\".\"customers\" (\"id\") ON DELETE CASCADE"
             ]
         );
     }

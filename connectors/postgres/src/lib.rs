@@ -5,6 +5,7 @@
 //! workers reading one exported snapshot. The sink creates tables, loads them with
 //! binary `COPY ... FROM STDIN` and builds keys and indexes after the load.
 
+mod assess;
 mod bad_data;
 mod catalog;
 pub mod codec;
@@ -14,5 +15,6 @@ mod ddl;
 mod sink;
 mod source;
 
+pub use ddl::schema_ddl;
 pub use sink::{PgSink, PgTableWriter};
 pub use source::PgSource;

@@ -10,8 +10,8 @@ use crate::ddl;
 use bytes::{Bytes, BytesMut};
 use ferry_core::policy::{Action, ValueProblem, fail_error, row_key};
 use ferry_core::{
-    BadDataPolicy, Batch, Error, Finding, LoadReport, Result, Sink, TableId, TablePrep,
-    TableSchema, TableWriter, Value,
+    BadDataPolicy, Batch, Error, Finding, FindingLevel, LoadReport, Result, SchemaDdl, Sink,
+    TableId, TablePrep, TableSchema, TableWriter, Value, finding_code,
 };
 use futures_util::SinkExt;
 use std::collections::{HashMap, HashSet};
@@ -25,8 +25,8 @@ const SEND_BYTES: usize = 256 << 10;
 /// Writes tables into a PostgreSQL database.
 pub struct PgSink {
     target: Target,
-    /// Serialises DDL on one connection.
-    ddl: tokio::sync::Mutex<Client>,
+    /// Serialises DDL on one connection; `None` for [`PgSink::ddl_only`].
+    ddl: Option<tokio::sync::Mutex<Client>>,
     /// Tables this sink created, which get keys and indexes after the load.
     created: Mutex<HashSet<TableId>>,
     /// The target's own view of each prepared table (type OIDs for the codec).
@@ -40,10 +40,33 @@ impl PgSink {
         let client = target.connect().await?;
         Ok(PgSink {
             target,
-            ddl: tokio::sync::Mutex::new(client),
+            ddl: Some(tokio::sync::Mutex::new(client)),
             created: Mutex::new(HashSet::new()),
             prepared: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A sink that never connects: [`Sink::convert_schema`] and [`Sink::schema_ddl`]
+    /// work (they need no server), everything else fails. `ferry schema` uses it to
+    /// print the target DDL without touching the target.
+    pub fn ddl_only() -> Self {
+        PgSink {
+            target: Target::offline(),
+            ddl: None,
+            created: Mutex::new(HashSet::new()),
+            prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The DDL connection, locked.
+    async fn ddl_client(&self) -> Result<tokio::sync::MutexGuard<'_, Client>> {
+        match &self.ddl {
+            Some(client) => Ok(client.lock().await),
+            None => Err(Error::internal(
+                "this PostgreSQL sink was built to print DDL only (PgSink::ddl_only) and \
+                 cannot change the target",
+            )),
+        }
     }
 
     /// The target as `postgres://user@host:port/db`, without the password.
@@ -82,22 +105,21 @@ impl PgSink {
 
     async fn create(&self, client: &Client, schema: &TableSchema, drop: bool) -> Result<()> {
         let context = format!("cannot create table {}", schema.id);
-        let mut sql = format!(
-            "BEGIN;\nCREATE SCHEMA IF NOT EXISTS {};\n",
-            quote_ident(&schema.id.namespace)
-        );
-        for (enum_schema, name, labels) in ddl::enum_types(schema) {
-            sql.push_str(&ddl::create_enum(&enum_schema, &name, &labels));
-            sql.push('\n');
-        }
+        let mut statements = ddl::pre_load(schema);
         if drop {
-            sql.push_str(&format!(
-                "DROP TABLE IF EXISTS {} CASCADE;\n",
-                quote_table(&schema.id)
-            ));
+            // Before CREATE TABLE, which is last.
+            let at = statements.len().saturating_sub(1);
+            statements.insert(
+                at,
+                format!("DROP TABLE IF EXISTS {} CASCADE", quote_table(&schema.id)),
+            );
         }
-        sql.push_str(&ddl::create_table(schema));
-        sql.push_str(";\nCOMMIT;");
+        let mut sql = String::from("BEGIN;\n");
+        for statement in statements {
+            sql.push_str(&statement);
+            sql.push_str(";\n");
+        }
+        sql.push_str("COMMIT;");
         if let Err(e) = self.execute(client, &sql, &context).await {
             let _ = client.batch_execute("ROLLBACK").await;
             return Err(e);
@@ -126,7 +148,7 @@ impl Sink for PgSink {
     }
 
     async fn prepare_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
-        let client = self.ddl.lock().await;
+        let client = self.ddl_client().await?;
         let exists = catalog::discover_one(&client, &self.target, &schema.id)
             .await?
             .is_some();
@@ -139,8 +161,12 @@ impl Sink for PgSink {
             TablePrep::DropAndCreate => self.create(&client, schema, true).await?,
             TablePrep::Truncate if exists => {
                 let sql = format!("TRUNCATE TABLE {}", quote_table(&schema.id));
-                self.execute(&client, &sql, &format!("cannot truncate {}", schema.id))
-                    .await?;
+                let context = format!(
+                    "cannot truncate {} (if other tables reference it by foreign key, use \
+                     table-prep = \"drop-and-create\" or drop those foreign keys first)",
+                    schema.id
+                );
+                self.execute(&client, &sql, &context).await?;
             }
             TablePrep::Truncate => self.create(&client, schema, false).await?,
             TablePrep::DoNothing if exists => {}
@@ -232,6 +258,82 @@ impl Sink for PgSink {
         let analyze = format!("ANALYZE {}", quote_table(&schema.id));
         self.execute(&client, &analyze, &format!("cannot analyze {}", schema.id))
             .await
+    }
+
+    async fn add_foreign_keys(&self, schema: &TableSchema, _prep: TablePrep) -> Result<()> {
+        let created = self
+            .created
+            .lock()
+            .map_err(|_| Self::lock_err())?
+            .contains(&schema.id);
+        // Like keys: only on tables this sink created; an existing table keeps its own.
+        if !created {
+            return Ok(());
+        }
+        let client = self.ddl_client().await?;
+        for (sql, fk) in ddl::foreign_keys(schema).iter().zip(&schema.foreign_keys) {
+            let context = format!(
+                "cannot add foreign key {} to {} (referencing {}); rows that violate it \
+                 are in the target now",
+                fk.name, schema.id, fk.referenced_table
+            );
+            self.execute(&client, sql, &context).await?;
+        }
+        Ok(())
+    }
+
+    fn schema_ddl(&self, schema: &TableSchema) -> Result<SchemaDdl> {
+        Ok(ddl::schema_ddl(schema))
+    }
+
+    async fn assess(&self, schemas: &[TableSchema], prep: TablePrep) -> Result<Vec<Finding>> {
+        let client = self.ddl_client().await?;
+        let mut findings = Vec::new();
+        for schema in schemas {
+            let Some(existing) = catalog::discover_one(&client, &self.target, &schema.id).await?
+            else {
+                if prep == TablePrep::DoNothing {
+                    findings.push(
+                        Finding::new(
+                            FindingLevel::Error,
+                            finding_code::TARGET_EXISTS,
+                            format!(
+                                "table does not exist in the target {}; table-prep = \
+                                 \"do-nothing\" needs it (create it, e.g. with `ferry \
+                                 schema`, or use \"drop-and-create\")",
+                                self.target.display
+                            ),
+                        )
+                        .table(&schema.id),
+                    );
+                }
+                continue;
+            };
+            let rows = existing.schema.estimated_rows.unwrap_or(0);
+            let (level, what) = match prep {
+                TablePrep::DropAndCreate => (
+                    FindingLevel::Warning,
+                    "it will be dropped (with CASCADE) and created again",
+                ),
+                TablePrep::Truncate => (FindingLevel::Warning, "its rows will be deleted"),
+                TablePrep::DoNothing => (
+                    FindingLevel::Info,
+                    "rows will be appended to it (table-prep = \"do-nothing\")",
+                ),
+            };
+            findings.push(
+                Finding::new(
+                    level,
+                    finding_code::TARGET_EXISTS,
+                    format!(
+                        "table already exists in the target {} (about {rows} rows); {what}",
+                        self.target.display
+                    ),
+                )
+                .table(&schema.id),
+            );
+        }
+        Ok(findings)
     }
 }
 

@@ -5,7 +5,7 @@ use crate::catalog::{self, PgTable};
 use crate::connect::{Target, quote_ident, quote_literal, quote_table};
 use crate::copy::CopyReader;
 use ferry_core::{
-    BadDataPolicy, Batch, BatchSender, Catalog, ChangeEvent, Error, LoadReport, Partition,
+    BadDataPolicy, Batch, BatchSender, Catalog, ChangeEvent, Error, Finding, LoadReport, Partition,
     PartitionRange, Position, Result, Snapshot, Source, TableFilter, TableId, TableSchema,
 };
 use futures_util::StreamExt;
@@ -185,7 +185,7 @@ impl Source for PgSource {
             ))
             .await
             .map_err(|e| self.target.error(e, &context))?;
-        let query = copy_query(&table, info.relkind, &partition.range);
+        let query = copy_query(&table, info.relkind, info.has_generated, &partition.range);
         let stream = client
             .copy_out(query.as_str())
             .await
@@ -228,6 +228,11 @@ impl Source for PgSource {
         Ok(LoadReport::rows(rows))
     }
 
+    async fn assess(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
+        let client = self.target.connect().await?;
+        crate::assess::assess(&client, &self.target, catalog).await
+    }
+
     async fn end_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         if let Some(client) = self.snapshots.lock().await.remove(&snapshot.id) {
             client
@@ -239,8 +244,15 @@ impl Source for PgSource {
     }
 }
 
-/// The `COPY ... TO STDOUT (FORMAT binary)` statement for one partition.
-fn copy_query(table: &TableSchema, relkind: char, range: &PartitionRange) -> String {
+/// The `COPY ... TO STDOUT (FORMAT binary)` statement for one partition. A table
+/// with generated columns is read through `SELECT` (`COPY table (columns)` refuses
+/// generated columns).
+fn copy_query(
+    table: &TableSchema,
+    relkind: char,
+    has_generated: bool,
+    range: &PartitionRange,
+) -> String {
     let columns = table
         .columns
         .iter()
@@ -253,7 +265,7 @@ fn copy_query(table: &TableSchema, relkind: char, range: &PartitionRange) -> Str
         format!("COPY (SELECT {columns} FROM {only}{name}{filter}) TO STDOUT (FORMAT binary)")
     };
     match range {
-        PartitionRange::Whole if relkind == 'r' => {
+        PartitionRange::Whole if relkind == 'r' && !has_generated => {
             format!("COPY {name} ({columns}) TO STDOUT (FORMAT binary)")
         }
         PartitionRange::Pages { start, end } => {
@@ -293,13 +305,18 @@ mod tests {
             }],
         );
         assert_eq!(
-            copy_query(&t, 'r', &PartitionRange::Whole),
+            copy_query(&t, 'r', false, &PartitionRange::Whole),
             "COPY \"s\".\"t\" (\"a\") TO STDOUT (FORMAT binary)"
+        );
+        assert_eq!(
+            copy_query(&t, 'r', true, &PartitionRange::Whole),
+            "COPY (SELECT \"a\" FROM ONLY \"s\".\"t\") TO STDOUT (FORMAT binary)"
         );
         assert_eq!(
             copy_query(
                 &t,
                 'r',
+                false,
                 &PartitionRange::Pages {
                     start: 10,
                     end: Some(20)

@@ -19,6 +19,8 @@ pub enum Kind {
     Float { single: bool },
     /// Same JSON document once parsed.
     Json,
+    /// Same decimal number (trailing fractional zeros do not count).
+    Decimal,
 }
 
 /// One column of a table as each side sees it.
@@ -95,69 +97,103 @@ fn base(type_name: &str) -> &str {
         .unwrap_or(type_name)
 }
 
-/// MariaDB expression giving the canonical text of a column, and how to compare it.
-pub fn maria_canonical(column: &ColumnInfo) -> (String, Kind) {
-    let c = format!("`{}`", column.name);
-    let t = column.type_name.as_str();
-    let expr = match base(t) {
-        "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "year" => {
-            (format!("CONCAT({c} + 0)"), Kind::Exact)
-        }
-        "decimal" => (format!("CAST({c} AS CHAR)"), Kind::Exact),
-        "float" => (format!("CAST({c} AS CHAR)"), Kind::Float { single: true }),
-        "double" => (format!("CAST({c} AS CHAR)"), Kind::Float { single: false }),
-        "bit" if t == "bit(1)" => (format!("CONCAT({c} + 0)"), Kind::Exact),
-        "bit" => {
-            let bits: usize = t
+/// The MariaDB and PostgreSQL expressions that give the same canonical text for a
+/// column, chosen from the types on both sides, and how to compare them.
+pub fn canonical(m: &ColumnInfo, p: &ColumnInfo) -> (String, String, Kind) {
+    let mc = format!("`{}`", m.name);
+    let pc = format!("\"{}\"", p.name);
+    let (mt, pt) = (m.type_name.as_str(), p.type_name.as_str());
+    let (mb, pb) = (base(mt), base(pt));
+    let text = |e: String| (e, format!("{pc}::text"), Kind::Exact);
+    let float = |single| {
+        (
+            format!("CAST({mc} AS CHAR)"),
+            format!("{pc}::text"),
+            Kind::Float { single },
+        )
+    };
+    let stamp = |pg_expr: String| {
+        (
+            format!("DATE_FORMAT({mc}, '%Y-%m-%d %H:%i:%s.%f')"),
+            format!("to_char({pg_expr}, 'YYYY-MM-DD HH24:MI:SS.US')"),
+            Kind::Exact,
+        )
+    };
+    let utc = format!("{pc} AT TIME ZONE 'UTC'");
+    match (mb, pb) {
+        (_, "boolean") => (
+            format!("CONCAT({mc} + 0)"),
+            format!("CASE WHEN {pc} THEN '1' ELSE '0' END"),
+            Kind::Exact,
+        ),
+        (_, "bytea") if mb == "bit" => {
+            let bits: usize = mt
                 .trim_start_matches("bit(")
                 .trim_end_matches(')')
                 .parse()
                 .expect("bit width");
             (
-                format!("LPAD(LOWER(HEX({c})), {}, '0')", bits.div_ceil(8) * 2),
+                format!("LPAD(LOWER(HEX({mc})), {}, '0')", bits.div_ceil(8) * 2),
+                format!("encode({pc}, 'hex')"),
                 Kind::Exact,
             )
         }
-        "date" => (format!("CAST({c} AS CHAR)"), Kind::Exact),
-        "datetime" | "timestamp" => (
-            format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"),
-            Kind::Exact,
-        ),
-        "time" => (format!("CAST(TIME_TO_SEC({c}) AS CHAR)"), Kind::Float { single: false }),
-        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => (
-            format!("MD5(CONVERT({c} USING utf8mb4))"),
-            Kind::Exact,
-        ),
-        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-            (format!("MD5({c})"), Kind::Exact)
+        ("tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "year", _) => {
+            text(format!("CONCAT({mc} + 0)"))
         }
-        "enum" | "set" => (format!("CAST({c} AS CHAR)"), Kind::Exact),
-        "json" => (format!("JSON_COMPACT({c})"), Kind::Json),
-        other => panic!("no canonical form for MariaDB type {other} ({t})"),
-    };
-    expr
+        ("decimal", _) => (
+            format!("CAST({mc} AS CHAR)"),
+            format!("{pc}::text"),
+            Kind::Decimal,
+        ),
+        ("float", _) => float(true),
+        ("double", _) => float(false),
+        ("date", _) => text(format!("CAST({mc} AS CHAR)")),
+        ("datetime" | "timestamp", "timestamp") if pt.contains("with time zone") => stamp(utc),
+        ("datetime" | "timestamp", _) => stamp(pc.clone()),
+        ("time", _) => (
+            format!("CAST(TIME_TO_SEC({mc}) AS CHAR)"),
+            format!("extract(epoch FROM {pc})::text"),
+            Kind::Float { single: false },
+        ),
+        ("json", _) if pt.ends_with("[]") => (
+            format!("JSON_COMPACT({mc})"),
+            format!("array_to_json({pc})::text"),
+            Kind::Json,
+        ),
+        ("json", _) => (
+            format!("JSON_COMPACT({mc})"),
+            format!("{pc}::text"),
+            Kind::Json,
+        ),
+        ("set", _) => text(format!("CAST({mc} AS CHAR)"))
+            .with_pg(format!("array_to_string({pc}, ',')")),
+        ("char" | "varchar", "uuid" | "inet" | "cidr" | "macaddr") => {
+            text(format!("CAST({mc} AS CHAR)"))
+        }
+        ("char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext", _) => (
+            format!("MD5(CONVERT({mc} USING utf8mb4))"),
+            format!("md5({pc}::text)"),
+            Kind::Exact,
+        ),
+        ("binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob", _) => {
+            (format!("MD5({mc})"), format!("md5({pc})"), Kind::Exact)
+        }
+        ("enum", _) => text(format!("CAST({mc} AS CHAR)")),
+        _ => panic!(
+            "no canonical form for column {} (MariaDB {mt}, PostgreSQL {pt})",
+            m.name
+        ),
+    }
 }
 
-/// PostgreSQL expression giving the canonical text of a column.
-pub fn pg_canonical(column: &ColumnInfo) -> String {
-    let c = format!("\"{}\"", column.name);
-    let t = column.type_name.as_str();
-    match base(t) {
-        "boolean" => format!("CASE WHEN {c} THEN '1' ELSE '0' END"),
-        "smallint" | "integer" | "bigint" | "numeric" | "real" | "double" | "date" => {
-            format!("{c}::text")
-        }
-        "timestamp" if t.contains("with time zone") => {
-            format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
-        }
-        "timestamp" => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"),
-        "interval" | "time" => format!("extract(epoch FROM {c})::text"),
-        "text" | "character" | "varchar" => format!("md5({c}::text)"),
-        "bytea" => format!("md5({c})"),
-        "json" | "jsonb" => format!("{c}::text"),
-        _ if t.ends_with("[]") => format!("array_to_string({c}, ',')"),
-        // Enum types carry their own names.
-        _ => format!("{c}::text"),
+trait WithPg {
+    fn with_pg(self, pg: String) -> Self;
+}
+
+impl WithPg for (String, String, Kind) {
+    fn with_pg(self, pg: String) -> Self {
+        (self.0, pg, self.2)
     }
 }
 
@@ -170,6 +206,16 @@ fn same(kind: Kind, a: &str, b: &str) -> bool {
     }
     match kind {
         Kind::Exact => false,
+        Kind::Decimal => {
+            let trim = |t: &str| {
+                if t.contains('.') {
+                    t.trim_end_matches('0').trim_end_matches('.').to_string()
+                } else {
+                    t.to_string()
+                }
+            };
+            trim(a) == trim(b)
+        }
         Kind::Float { single: true } => match (a.parse::<f32>(), b.parse::<f32>()) {
             (Ok(x), Ok(y)) => x == y || (x.is_nan() && y.is_nan()),
             _ => false,
@@ -203,17 +249,15 @@ pub fn assert_same_table(
     let mnames: Vec<&str> = mcols.iter().map(|c| c.name.as_str()).collect();
     let pnames: Vec<&str> = pcols.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(mnames, pnames, "columns of {table} differ");
-    let (mexprs, kinds): (Vec<String>, Vec<Kind>) = mcols
-        .iter()
-        .map(|c| {
-            let (e, k) = maria_canonical(c);
-            (format!("IFNULL({e}, '{NULL}')"), k)
-        })
-        .unzip();
-    let pexprs: Vec<String> = pcols
-        .iter()
-        .map(|c| format!("COALESCE({}, '{NULL}')", pg_canonical(c)))
-        .collect();
+    let mut mexprs = Vec::new();
+    let mut pexprs = Vec::new();
+    let mut kinds = Vec::new();
+    for (m, p) in mcols.iter().zip(&pcols) {
+        let (me, pe, kind) = canonical(m, p);
+        mexprs.push(format!("IFNULL({me}, '{NULL}')"));
+        pexprs.push(format!("COALESCE({pe}, '{NULL}')"));
+        kinds.push(kind);
+    }
     let msql = format!(
         "SET time_zone = '+00:00'; SELECT CONCAT_WS(CHAR(31), {}) FROM `{table}`",
         mexprs.join(", ")
