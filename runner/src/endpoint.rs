@@ -180,6 +180,8 @@ fn mysql_sink_options(endpoint: &EndpointConfig) -> Result<ferry_mysql::SinkOpti
 }
 
 /// A source of any compiled-in connector.
+// One per task (writers: one per partition in flight), so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnySource {
     /// PostgreSQL.
     #[cfg(feature = "postgres")]
@@ -190,6 +192,8 @@ pub enum AnySource {
 }
 
 /// A sink of any compiled-in connector.
+// One per task (writers: one per partition in flight), so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnySink {
     /// PostgreSQL.
     #[cfg(feature = "postgres")]
@@ -200,6 +204,8 @@ pub enum AnySink {
 }
 
 /// The table writer of an [`AnySink`].
+// One per task (writers: one per partition in flight), so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyWriter {
     /// PostgreSQL.
     #[cfg(feature = "postgres")]

@@ -604,21 +604,43 @@ fn measure(env: &Env<'_>, method: Method, info: &Info) -> std::result::Result<Ru
     let db = method.database();
     let result = (|| -> Result<Run> {
         common::recreate_database(env.pg, db)?;
-        let elapsed = run_method(env, method, info.settings)?;
-        let schemas = verify(env.pg, db, &info.tables)?;
+        let (elapsed, logged) = run_method(env, method, info.settings)?;
+        let schemas = match verify(env.pg, db, &info.tables) {
+            Ok(schemas) => schemas,
+            Err(e) => {
+                return Err(match &logged {
+                    Some(errors) => format!(
+                        "{e}\n{} reported (verbatim):\n{errors}",
+                        method.label(info.settings)
+                    ),
+                    None => e.to_string(),
+                }
+                .into());
+            }
+        };
         // Verified: make room for the next method (a failed target stays for
         // inspection).
         env.pg.drop_database(db)?;
+        let mut note = format!("tables in schema {}", schemas.join(", "));
+        if let Some(errors) = logged {
+            let first = errors.lines().next().unwrap_or_default();
+            let _ = write!(note, "; it logged errors all the same, first: {first}");
+        }
         Ok(Run {
             elapsed,
-            note: Some(format!("tables in schema {}", schemas.join(", "))),
+            note: Some(note),
         })
     })();
-    result.map_err(|e| format!("{e} (target database {db} left for inspection)"))
+    result.map_err(|e| format!("{e}\n(target database {db} left for inspection)"))
 }
 
-/// Runs one method and returns its wall-clock time (preparation excluded).
-fn run_method(env: &Env<'_>, method: Method, settings: Settings) -> Result<Duration> {
+/// Runs one method; returns its wall-clock time (preparation excluded) and the
+/// errors it logged while exiting 0 (pgloader does that).
+fn run_method(
+    env: &Env<'_>,
+    method: Method,
+    settings: Settings,
+) -> Result<(Duration, Option<String>)> {
     let pg = env.pg;
     let db = method.database();
     match method {
@@ -631,7 +653,7 @@ fn run_method(env: &Env<'_>, method: Method, settings: Settings) -> Result<Durat
             common::checkpoint(pg);
             let started = Instant::now();
             common::run_ferry(env.ferry, &task_path, &["--no-progress"], &urls)?;
-            Ok(started.elapsed())
+            Ok((started.elapsed(), None))
         }
         Method::Pgloader => {
             let dir = env.out_dir.join("pgloader");
@@ -674,21 +696,23 @@ fn run_method(env: &Env<'_>, method: Method, settings: Settings) -> Result<Durat
                 return Err(format!(
                     "pgloader failed ({status}); its output ({}):\n{}",
                     output_path.display(),
-                    pgloader_errors(&printed)
+                    pgloader_failure(&printed)
                 )
                 .into());
             }
-            Ok(elapsed)
+            Ok((elapsed, pgloader_errors(&printed)))
         }
     }
 }
 
-/// The lines of pgloader's output that tell why it failed, verbatim: its
-/// `ERROR`/`FATAL` lines and what follows them (a Lisp condition spans lines),
-/// else the output's tail.
-fn pgloader_errors(output: &str) -> String {
-    const MAX_LINES: usize = 40;
-    let lines: Vec<&str> = output.lines().collect();
+/// At most this many lines of pgloader's output go into a message.
+const EXCERPT_LINES: usize = 40;
+
+/// pgloader's error report, verbatim: from its first `ERROR`/`FATAL` line (or
+/// Lisp condition, which spans lines) on; `None` when it logged no error.
+/// pgloader exits 0 even when it could not connect, so its output is read
+/// whatever its exit status.
+fn pgloader_errors(output: &str) -> Option<String> {
     const MARKERS: [&str; 6] = [
         " ERROR ",
         " FATAL ",
@@ -697,20 +721,37 @@ fn pgloader_errors(output: &str) -> String {
         "Heap exhausted",
         "debugger invoked",
     ];
-    let first_error = lines
+    let lines: Vec<&str> = output.lines().collect();
+    let start = lines
         .iter()
-        .position(|l| MARKERS.iter().any(|m| l.contains(m)));
-    let start = match first_error {
-        Some(i) => i,
-        None => lines.len().saturating_sub(MAX_LINES),
-    };
-    let picked: Vec<&str> = lines.iter().skip(start).take(MAX_LINES).copied().collect();
-    let mut out = picked.join("\n");
-    if lines.len() > start + MAX_LINES {
+        .position(|l| MARKERS.iter().any(|m| l.contains(m)))?;
+    Some(excerpt(&lines, start))
+}
+
+/// Why pgloader failed, verbatim: its error report, else the tail of its output.
+fn pgloader_failure(output: &str) -> String {
+    pgloader_errors(output).unwrap_or_else(|| {
+        let lines: Vec<&str> = output.lines().collect();
+        let out = excerpt(&lines, lines.len().saturating_sub(EXCERPT_LINES));
+        if out.trim().is_empty() {
+            "(no output)".to_owned()
+        } else {
+            out
+        }
+    })
+}
+
+/// [`EXCERPT_LINES`] lines from `start`, `[...]` marking a cut.
+fn excerpt(lines: &[&str], start: usize) -> String {
+    let mut out = lines
+        .iter()
+        .skip(start)
+        .take(EXCERPT_LINES)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    if lines.len() > start + EXCERPT_LINES {
         out.push_str("\n[...]");
-    }
-    if out.trim().is_empty() {
-        out = "(no output)".to_owned();
     }
     out
 }
@@ -1105,13 +1146,23 @@ mod tests {
                    2025 ERROR mysql: Failed to connect to mysql at \"127.0.0.1\" (port 1): \
                    Connection refused\nAn unhandled error condition has been signalled:\n   \
                    boom\n";
-        let e = pgloader_errors(out);
+        let e = pgloader_errors(out).expect("an error");
         assert!(e.starts_with("2025 ERROR mysql: Failed to connect"), "{e}");
         assert!(e.ends_with("   boom"), "{e}");
-        assert_eq!(pgloader_errors(""), "(no output)");
+        assert_eq!(pgloader_failure(out), e);
+        let clean = "2025 LOG pgloader version\n table name     errors       rows\n";
+        assert_eq!(pgloader_errors(clean), None);
+        assert_eq!(pgloader_failure(clean), clean.trim_end());
+        assert_eq!(pgloader_failure(""), "(no output)");
         let long: String = (0..100).map(|i| format!("line {i}\n")).collect();
-        let e = pgloader_errors(&long);
+        let e = pgloader_failure(&long);
         assert!(e.starts_with("line 60\n") && e.ends_with("line 99"), "{e}");
+        let long_error = format!("x ERROR y\n{long}");
+        let e = pgloader_errors(&long_error).expect("an error");
+        assert!(
+            e.starts_with("x ERROR y\nline 0\n") && e.ends_with("line 38\n[...]"),
+            "{e}"
+        );
     }
 
     #[test]

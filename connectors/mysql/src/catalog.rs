@@ -245,7 +245,10 @@ async fn exact_enum_labels(conn: &mut Conn, target: &Target, table: &mut MyTable
     if suspicious.is_empty() {
         return;
     }
-    let probe = format!("{}.`ferry_enum_probe`", quote_ident(&table.schema.id.namespace));
+    let probe = format!(
+        "{}.`ferry_enum_probe`",
+        quote_ident(&table.schema.id.namespace)
+    );
     let source = crate::connect::quote_table(&table.schema.id);
     for i in suspicious {
         let column = &mut table.schema.columns[i];

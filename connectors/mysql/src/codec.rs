@@ -363,7 +363,7 @@ pub(crate) fn decode(decode: &Decode, v: My) -> Result<Value, Bad> {
                     None => Value::Text(text),
                 }
             }
-            other => Value::Text(Text::from(format!("{}", other.as_sql(true)))),
+            other => Value::Text(Text::from(other.as_sql(true))),
         },
         Decode::Bytes | Decode::Other => {
             let bytes = match v {

@@ -107,7 +107,8 @@ pub fn canonical(m: &ColumnInfo, p: &ColumnInfo) -> (String, String, Kind) {
     let text = |e: String| (e, format!("{pc}::text"), Kind::Exact);
     let float = |single| {
         (
-            format!("CAST({mc} AS CHAR)"),
+            // FLOAT prints only 6 digits; as DOUBLE it prints exactly.
+            format!("CAST(CAST({mc} AS DOUBLE) AS CHAR)"),
             format!("{pc}::text"),
             Kind::Float { single },
         )
@@ -123,7 +124,7 @@ pub fn canonical(m: &ColumnInfo, p: &ColumnInfo) -> (String, String, Kind) {
     match (mb, pb) {
         (_, "boolean") => (
             format!("CONCAT({mc} + 0)"),
-            format!("CASE WHEN {pc} THEN '1' ELSE '0' END"),
+            format!("CASE WHEN {pc} THEN '1' WHEN NOT {pc} THEN '0' END"),
             Kind::Exact,
         ),
         (_, "bytea") if mb == "bit" => {
@@ -168,9 +169,22 @@ pub fn canonical(m: &ColumnInfo, p: &ColumnInfo) -> (String, String, Kind) {
         ),
         ("set", _) => text(format!("CAST({mc} AS CHAR)"))
             .with_pg(format!("array_to_string({pc}, ',')")),
-        ("char" | "varchar", "uuid" | "inet" | "cidr" | "macaddr") => {
-            text(format!("CAST({mc} AS CHAR)"))
-        }
+        // timetz has no MySQL type: Ferry stores HH:MM:SS.ffffff±HH:MM text.
+        ("varchar", "time") if pt.contains("with time zone") => (
+            format!("CAST({mc} AS CHAR)"),
+            format!(
+                "to_char(date '2000-01-01' + {pc}::time, 'HH24:MI:SS.US') \
+                 || CASE WHEN extract(timezone FROM {pc}) < 0 THEN '-' ELSE '+' END \
+                 || to_char(make_interval(secs => abs(extract(timezone FROM {pc}))), 'HH24:MI')"
+            ),
+            Kind::Exact,
+        ),
+        // concat() uses the type's output function (`::text` adds /128 to inet hosts).
+        ("char" | "varchar", "uuid" | "inet" | "cidr" | "macaddr") => (
+            format!("CAST({mc} AS CHAR)"),
+            format!("CASE WHEN {pc} IS NOT NULL THEN concat({pc}) END"),
+            Kind::Exact,
+        ),
         ("char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext", _) => (
             format!("MD5(CONVERT({mc} USING utf8mb4))"),
             format!("md5({pc}::text)"),
@@ -216,8 +230,8 @@ fn same(kind: Kind, a: &str, b: &str) -> bool {
             };
             trim(a) == trim(b)
         }
-        Kind::Float { single: true } => match (a.parse::<f32>(), b.parse::<f32>()) {
-            (Ok(x), Ok(y)) => x == y || (x.is_nan() && y.is_nan()),
+        Kind::Float { single: true } => match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x as f32 == y as f32 || (x.is_nan() && y.is_nan()),
             _ => false,
         },
         Kind::Float { single: false } => match (a.parse::<f64>(), b.parse::<f64>()) {
