@@ -399,3 +399,53 @@ async fn identifiers_longer_than_64_characters_are_refused() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assess_lists_what_does_not_migrate_cleanly() -> Result<()> {
+    let db = Db::new("assess");
+    db.sql(
+        "SET sql_mode = '';
+         CREATE TABLE nokey (a INT, d DATE, l VARCHAR(10) CHARACTER SET latin1,
+                             g INT AS (a * 2) STORED) ENGINE=MyISAM;
+         INSERT INTO nokey (a, d, l) VALUES (1, '0000-00-00', 'x'), (2, '2024-01-01', 'y');
+         CREATE TABLE keyed (id INT PRIMARY KEY, p POINT);
+         CREATE TRIGGER trg BEFORE INSERT ON keyed FOR EACH ROW SET NEW.id = NEW.id;
+         CREATE VIEW v AS SELECT a FROM nokey;
+         CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1;",
+    );
+    let source = MySqlSource::connect(&db.url()).await?;
+    let catalog = source
+        .discover(&TableFilter::new(&[format!("{}.%", db.name)], &[])?)
+        .await?;
+    let findings = source.assess(&catalog).await?;
+    let codes: Vec<(String, Option<String>)> = findings
+        .iter()
+        .map(|f| (f.code.clone(), f.column.clone()))
+        .collect();
+    let has = |code: &str, column: Option<&str>| {
+        codes
+            .iter()
+            .any(|(c, col)| c == code && col.as_deref() == column)
+    };
+    use ferry_core::finding_code as code;
+    assert!(has(code::NO_PRIMARY_KEY, None), "{findings:#?}");
+    assert!(has(code::GENERATED_COLUMN, Some("g")), "{findings:#?}");
+    assert!(has(code::CHARSET, Some("l")), "{findings:#?}");
+    assert!(has(code::BAD_DATA, Some("d")), "{findings:#?}");
+    assert!(has(code::TYPE_MAPPING, Some("p")), "{findings:#?}");
+    assert!(has(code::TRIGGER, None), "{findings:#?}");
+    assert!(has(code::VIEW, None), "{findings:#?}");
+    assert!(has(code::ROUTINE, None), "{findings:#?}");
+    assert!(has(code::TABLE_SIZE, None), "{findings:#?}");
+    assert!(
+        findings.iter().any(|f| f.message.contains("MyISAM")),
+        "{findings:#?}"
+    );
+    let zero = findings
+        .iter()
+        .find(|f| f.code == code::BAD_DATA)
+        .map(|f| f.message.clone())
+        .unwrap_or_default();
+    assert!(zero.starts_with("1 row(s)"), "{zero}");
+    Ok(())
+}
