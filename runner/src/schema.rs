@@ -91,9 +91,24 @@ impl SchemaScript {
     }
 }
 
-/// Connects to the task's source only and builds its target DDL.
+/// How long `ferry schema` waits for the target before it writes DDL for the
+/// connector's default server version instead.
+const TARGET_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Builds the task's target DDL. The target is only read (to learn its server
+/// version, e.g. MariaDB's collations differ from MySQL 8's), never written; when it
+/// cannot be reached, the DDL is for the connector's default server version.
 pub async fn schema_for_task(config: &TaskConfig) -> Result<SchemaScript> {
-    let sink = AnySink::ddl_only(&config.target)?;
+    let sink = match AnySink::connect_timeout(&config.target, TARGET_PROBE).await {
+        Ok(sink) => sink,
+        Err(e) => {
+            tracing::info!(
+                error = %e,
+                "target not reachable; writing DDL for the connector's default server version"
+            );
+            AnySink::ddl_only(&config.target)?
+        }
+    };
     let source = AnySource::connect(&config.source).await?;
     generate(&source, &sink, &Plan::from_settings(&config.task)).await
 }

@@ -29,30 +29,6 @@ pub(crate) async fn assess(
         .collect();
     for schema in &catalog.tables {
         let id = &schema.id;
-        let rows = schema.estimated_rows.unwrap_or(0);
-        let bytes = schema.estimated_bytes.unwrap_or(0);
-        out.push(
-            Finding::new(
-                FindingLevel::Info,
-                finding_code::TABLE_SIZE,
-                format!(
-                    "about {rows} rows, {:.1} MiB of data",
-                    bytes as f64 / 1048576.0
-                ),
-            )
-            .table(id),
-        );
-        if schema.primary_key.is_empty() {
-            out.push(
-                Finding::new(
-                    FindingLevel::Warning,
-                    finding_code::NO_PRIMARY_KEY,
-                    "the table has no primary key: it is copied whole by one worker, and CDC \
-                     cannot apply updates and deletes to it; add a primary key at the source",
-                )
-                .table(id),
-            );
-        }
         let Some(info) = table(id) else {
             continue;
         };
@@ -82,6 +58,34 @@ pub(crate) async fn assess(
                             "generated column (AS {expr}): its values are copied, the expression \
                              is not; the target column is a plain column"
                         ),
+                    )
+                    .table(id)
+                    .column(&column.name),
+                );
+            }
+            let column_type = my.info.column_type.to_ascii_lowercase();
+            if column_type.contains("unsigned") {
+                out.push(
+                    Finding::new(
+                        FindingLevel::Info,
+                        finding_code::TYPE_MAPPING,
+                        format!(
+                            "{column_type}: stored as {} so every value fits, but the target \
+                             does not reject negative values",
+                            column.data_type
+                        ),
+                    )
+                    .table(id)
+                    .column(&column.name),
+                );
+            }
+            if column_type.contains("zerofill") {
+                out.push(
+                    Finding::new(
+                        FindingLevel::Info,
+                        finding_code::TYPE_MAPPING,
+                        "ZEROFILL is a display attribute: the values are copied, the zero \
+                         padding is not",
                     )
                     .table(id)
                     .column(&column.name),

@@ -428,7 +428,8 @@ async fn assess_lists_what_does_not_migrate_cleanly() -> Result<()> {
             .any(|(c, col)| c == code && col.as_deref() == column)
     };
     use ferry_core::finding_code as code;
-    assert!(has(code::NO_PRIMARY_KEY, None), "{findings:#?}");
+    // Table sizes and missing primary keys are the runner's (engine-neutral) findings.
+    assert!(!has(code::NO_PRIMARY_KEY, None), "{findings:#?}");
     assert!(has(code::GENERATED_COLUMN, Some("g")), "{findings:#?}");
     assert!(has(code::CHARSET, Some("l")), "{findings:#?}");
     assert!(has(code::BAD_DATA, Some("d")), "{findings:#?}");
@@ -436,7 +437,7 @@ async fn assess_lists_what_does_not_migrate_cleanly() -> Result<()> {
     assert!(has(code::TRIGGER, None), "{findings:#?}");
     assert!(has(code::VIEW, None), "{findings:#?}");
     assert!(has(code::ROUTINE, None), "{findings:#?}");
-    assert!(has(code::TABLE_SIZE, None), "{findings:#?}");
+    assert!(!has(code::TABLE_SIZE, None), "{findings:#?}");
     assert!(
         findings.iter().any(|f| f.message.contains("MyISAM")),
         "{findings:#?}"
