@@ -55,11 +55,7 @@ fn assess_lists_every_expected_finding_and_schema_applies_cleanly() {
             f["column"].as_str().unwrap_or("").to_string(),
         )
     };
-    let warnings: BTreeSet<_> = findings
-        .iter()
-        .map(key)
-        .filter(|k| k.0 != "info")
-        .collect();
+    let warnings: BTreeSet<_> = findings.iter().map(key).filter(|k| k.0 != "info").collect();
     let expect = |items: &[(&str, &str, &str, &str)]| -> BTreeSet<_> {
         items
             .iter()
@@ -84,7 +80,12 @@ fn assess_lists_every_expected_finding_and_schema_applies_cleanly() {
         .filter(|f| matches!(f["code"].as_str(), Some("routine" | "view" | "trigger")))
         .map(|f| f["message"].as_str().unwrap_or("").to_string())
         .collect();
-    for name in ["ins_film", "inventory_in_stock", "rewards_report", "actor_list"] {
+    for name in [
+        "ins_film",
+        "inventory_in_stock",
+        "rewards_report",
+        "actor_list",
+    ] {
         assert!(
             objects.iter().any(|m| m.contains(name)),
             "{name} not reported: {objects:#?}"
@@ -148,7 +149,11 @@ fn assess_lists_every_expected_finding_and_schema_applies_cleanly() {
             ),
         )
         .expect("source fks");
-    assert_eq!(fks.trim(), source_fks.trim(), "every foreign key is in the DDL");
+    assert_eq!(
+        fks.trim(),
+        source_fks.trim(),
+        "every foreign key is in the DDL"
+    );
     assert_eq!(fks.trim(), "21", "Sakila's foreign keys");
 }
 
@@ -157,7 +162,9 @@ fn schema_for_a_mariadb_target_applies_cleanly() {
     let pg = postgres_or_panic();
     let maria = mariadb_or_panic();
     let source = pg.create_database("pagila_schema").expect("source db");
-    let target = maria.create_database("pagila_schema_my").expect("target db");
+    let target = maria
+        .create_database("pagila_schema_my")
+        .expect("target db");
     pg.psql(
         &source,
         &format!(

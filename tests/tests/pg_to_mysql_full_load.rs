@@ -31,11 +31,8 @@ fn pagila_moves_from_postgres_to_mariadb_row_for_row() {
     // in it whether the sink follows the namespace or the URL's database.
     let target = maria.create_database("pagila_my").expect("target db");
     let schema = target.clone();
-    pg.psql(
-        &source,
-        &format!("\\set schema {schema}\n{FIXTURE}"),
-    )
-    .expect("load fixture");
+    pg.psql(&source, &format!("\\set schema {schema}\n{FIXTURE}"))
+        .expect("load fixture");
 
     let dir = TempDir::new("pg2my");
     let task = full_load_task(
@@ -71,5 +68,9 @@ fn pagila_moves_from_postgres_to_mariadb_row_for_row() {
             ),
         )
         .expect("pg fks");
-    assert_eq!(fks.trim(), pg_fks.trim(), "foreign keys are created after the load");
+    assert_eq!(
+        fks.trim(),
+        pg_fks.trim(),
+        "foreign keys are created after the load"
+    );
 }

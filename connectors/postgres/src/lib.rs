@@ -12,6 +12,7 @@ pub mod codec;
 mod connect;
 pub mod copy;
 mod ddl;
+mod legacy_text;
 mod sink;
 mod source;
 

@@ -4,6 +4,8 @@
 use crate::catalog::{self, PgTable};
 use crate::connect::{Target, quote_ident, quote_literal, quote_table};
 use crate::copy::CopyReader;
+use crate::legacy_text::RawText;
+use ferry_core::policy::BadDataRecorder;
 use ferry_core::{
     BadDataPolicy, Batch, BatchSender, Catalog, ChangeEvent, Error, Finding, LoadReport, Partition,
     PartitionRange, Position, Result, Snapshot, Source, TableFilter, TableId, TableSchema,
@@ -25,6 +27,8 @@ pub struct PgSource {
     target: Target,
     tables: Mutex<HashMap<TableId, Arc<PgTable>>>,
     snapshots: tokio::sync::Mutex<HashMap<String, Client>>,
+    /// The database's encoding is `SQL_ASCII`: text is stored unchecked.
+    unchecked_encoding: bool,
 }
 
 impl PgSource {
@@ -32,11 +36,17 @@ impl PgSource {
     pub async fn connect(url: &str) -> Result<Self> {
         let target = Target::parse(url)?;
         let client = target.connect().await?;
+        let encoding: String = client
+            .query_one("SHOW server_encoding", &[])
+            .await
+            .map_err(|e| target.error(e, "cannot read the server encoding"))?
+            .get(0);
         drop(client);
         Ok(PgSource {
             target,
             tables: Mutex::new(HashMap::new()),
             snapshots: tokio::sync::Mutex::new(HashMap::new()),
+            unchecked_encoding: encoding.eq_ignore_ascii_case("SQL_ASCII"),
         })
     }
 
@@ -166,8 +176,9 @@ impl Source for PgSource {
         snapshot: &Snapshot,
         table: Arc<TableSchema>,
         partition: Partition,
-        // Everything PostgreSQL stores decodes into a valid value: nothing to apply.
-        _policy: BadDataPolicy,
+        // Everything PostgreSQL stores decodes into a valid value, except text in a
+        // SQL_ASCII database, which is checked against the policy.
+        policy: BadDataPolicy,
         out: BatchSender,
     ) -> Result<LoadReport> {
         let info = self.table(&table.id).await?;
@@ -185,22 +196,34 @@ impl Source for PgSource {
             ))
             .await
             .map_err(|e| self.target.error(e, &context))?;
-        let query = copy_query(&table, info.relkind, info.has_generated, &partition.range);
+        let raw = RawText::for_table(&table, self.unchecked_encoding);
+        let mut recorder = BadDataRecorder::new(table.id.clone(), policy);
+        let query = copy_query(
+            &table,
+            info.relkind,
+            info.has_generated,
+            &partition.range,
+            &raw,
+        );
         let stream = client
             .copy_out(query.as_str())
             .await
             .map_err(|e| self.target.error(e, &context))?;
         let mut stream = std::pin::pin!(stream);
-        let mut reader = CopyReader::new(info.types.clone());
+        let mut reader = CopyReader::new(raw.decode_types(&info.types));
         let mut batch = Batch::with_capacity(Arc::clone(&table), BATCH_ROWS);
         let mut rows = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.target.error(e, &context))?;
             reader.feed(chunk);
-            while let Some(row) = reader
+            while let Some(mut row) = reader
                 .next_row()
                 .map_err(|e| Error::conversion(format!("{context}: row {}: {e}", rows + 1)))?
             {
+                if !raw.is_empty() && !raw.repair(&table, &mut row, &mut recorder)? {
+                    recorder.row_skipped();
+                    continue;
+                }
                 rows += 1;
                 batch.push(ChangeEvent::insert(row));
                 if batch.len() >= BATCH_ROWS || batch.bytes >= BATCH_BYTES {
@@ -225,7 +248,9 @@ impl Source for PgSource {
             .batch_execute("COMMIT")
             .await
             .map_err(|e| self.target.error(e, &context))?;
-        Ok(LoadReport::rows(rows))
+        let mut report = recorder.into_report();
+        report.rows = rows;
+        Ok(report)
     }
 
     async fn assess(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
@@ -252,11 +277,16 @@ fn copy_query(
     relkind: char,
     has_generated: bool,
     range: &PartitionRange,
+    raw: &RawText,
 ) -> String {
     let columns = table
         .columns
         .iter()
-        .map(|c| quote_ident(&c.name))
+        .enumerate()
+        .map(|(i, c)| {
+            raw.select_expr(i, &c.name)
+                .unwrap_or_else(|| quote_ident(&c.name))
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let name = quote_table(&table.id);
@@ -265,7 +295,7 @@ fn copy_query(
         format!("COPY (SELECT {columns} FROM {only}{name}{filter}) TO STDOUT (FORMAT binary)")
     };
     match range {
-        PartitionRange::Whole if relkind == 'r' && !has_generated => {
+        PartitionRange::Whole if relkind == 'r' && !has_generated && raw.is_empty() => {
             format!("COPY {name} ({columns}) TO STDOUT (FORMAT binary)")
         }
         PartitionRange::Pages { start, end } => {
@@ -282,6 +312,15 @@ fn copy_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn copy_query_plain(
+        t: &TableSchema,
+        relkind: char,
+        has_generated: bool,
+        range: &PartitionRange,
+    ) -> String {
+        copy_query(t, relkind, has_generated, range, &RawText::default())
+    }
     use ferry_core::{Column, DataType};
 
     #[test]
@@ -305,15 +344,15 @@ mod tests {
             }],
         );
         assert_eq!(
-            copy_query(&t, 'r', false, &PartitionRange::Whole),
+            copy_query_plain(&t, 'r', false, &PartitionRange::Whole),
             "COPY \"s\".\"t\" (\"a\") TO STDOUT (FORMAT binary)"
         );
         assert_eq!(
-            copy_query(&t, 'r', true, &PartitionRange::Whole),
+            copy_query_plain(&t, 'r', true, &PartitionRange::Whole),
             "COPY (SELECT \"a\" FROM ONLY \"s\".\"t\") TO STDOUT (FORMAT binary)"
         );
         assert_eq!(
-            copy_query(
+            copy_query_plain(
                 &t,
                 'r',
                 false,

@@ -60,7 +60,11 @@ pub fn maria_columns(maria: &MariaService, db: &str, table: &str) -> Vec<ColumnI
             let is_json = json.contains(&format!("json_valid(`{name}`)"));
             ColumnInfo {
                 name: name.to_string(),
-                type_name: if is_json { "json".into() } else { ty.to_string() },
+                type_name: if is_json {
+                    "json".into()
+                } else {
+                    ty.to_string()
+                },
             }
         })
         .collect()
@@ -91,10 +95,7 @@ pub fn pg_columns(pg: &PgService, db: &str, schema: &str, table: &str) -> Vec<Co
 }
 
 fn base(type_name: &str) -> &str {
-    type_name
-        .split(['(', ' '])
-        .next()
-        .unwrap_or(type_name)
+    type_name.split(['(', ' ']).next().unwrap_or(type_name)
 }
 
 /// The MariaDB and PostgreSQL expressions that give the same canonical text for a
@@ -167,8 +168,9 @@ pub fn canonical(m: &ColumnInfo, p: &ColumnInfo) -> (String, String, Kind) {
             format!("{pc}::text"),
             Kind::Json,
         ),
-        ("set", _) => text(format!("CAST({mc} AS CHAR)"))
-            .with_pg(format!("array_to_string({pc}, ',')")),
+        ("set", _) => {
+            text(format!("CAST({mc} AS CHAR)")).with_pg(format!("array_to_string({pc}, ',')"))
+        }
         // timetz has no MySQL type: Ferry stores HH:MM:SS.ffffff±HH:MM text.
         ("varchar", "time") if pt.contains("with time zone") => (
             format!("CAST({mc} AS CHAR)"),
@@ -312,7 +314,10 @@ pub fn assert_same_table(
         let mv: Vec<&str> = m.split(SEP).collect();
         let pv: Vec<&str> = p.split(SEP).collect();
         for (i, kind) in kinds.iter().enumerate() {
-            let (a, b) = (mv.get(i).copied().unwrap_or(""), pv.get(i).copied().unwrap_or(""));
+            let (a, b) = (
+                mv.get(i).copied().unwrap_or(""),
+                pv.get(i).copied().unwrap_or(""),
+            );
             assert!(
                 same(*kind, a, b),
                 "{table}.{} differs in row with key {}: MariaDB {a:?} ({}), PostgreSQL {b:?} ({})",
