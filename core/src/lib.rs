@@ -21,8 +21,8 @@ pub use event::{Batch, ChangeEvent, Operation, Position, Row};
 pub use filter::TableFilter;
 pub use policy::{BadDataPolicy, BadRow, LoadReport};
 pub use schema::{
-    Catalog, Column, Finding, FindingLevel, ForeignKey, Index, IndexPart, ReferentialAction,
-    TableId, TableSchema, UniqueKey, finding_code,
+    AUTO_INCREMENT, Catalog, Column, Finding, FindingLevel, ForeignKey, Index, IndexPart,
+    ReferentialAction, TableId, TableSchema, UniqueKey, finding_code,
 };
 pub use traits::{
     Partition, PartitionRange, SchemaDdl, Sink, Snapshot, Source, TablePrep, TableWriter,

@@ -44,6 +44,12 @@ pub struct Column {
     pub source_type: String,
 }
 
+/// The [`Column::default`] of a column whose values the engine generates in
+/// increasing order when none is given: PostgreSQL `serial`/identity columns (with a
+/// sequence owned by the column), MySQL `AUTO_INCREMENT`. Sinks re-create it in their
+/// own form and continue the counter after the largest loaded value.
+pub const AUTO_INCREMENT: &str = "AUTO_INCREMENT";
+
 /// A named set of columns whose values are unique.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UniqueKey {

@@ -53,6 +53,23 @@ fn sakila_moves_from_mariadb_to_postgres_row_for_row() {
     }
     assert!(rows > 500_000, "only {rows} rows compared");
 
+    // AUTO_INCREMENT continues after the loaded rows on the target.
+    let next = pg
+        .psql(
+            &target,
+            &format!(
+                "INSERT INTO \"{source}\".language (name, last_update) \
+                 VALUES ('Klingon', now()) RETURNING language_id"
+            ),
+        )
+        .expect("insert without id");
+    assert_eq!(next, "5");
+    pg.psql(
+        &target,
+        &format!("DELETE FROM \"{source}\".language WHERE language_id = 5"),
+    )
+    .expect("clean up");
+
     // Keys and foreign keys exist on the target after the load.
     let count = |sql: &str| pg.psql(&target, sql).expect("catalog query");
     let schema = &source;

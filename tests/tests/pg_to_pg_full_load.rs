@@ -200,6 +200,18 @@ fn full_load_copies_every_type_and_table_exactly_and_reruns_cleanly() {
         pg.psql(&target, defs).expect("target defs"),
     );
 
+    // A serial column continues after the loaded rows on the target.
+    assert_eq!(
+        pg.psql(
+            &target,
+            "INSERT INTO domain_and_serial (v) VALUES ('c') RETURNING id"
+        )
+        .expect("insert without id"),
+        "3"
+    );
+    pg.psql(&target, "DELETE FROM domain_and_serial WHERE id = 3")
+        .expect("clean up");
+
     // Rerun with drop-and-create, then truncate: same data, no duplicates.
     for prep in ["drop-and-create", "truncate"] {
         let task = full_load_task(

@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 pub(crate) const SYSTEM_DATABASES: &[&str] =
     &["mysql", "information_schema", "performance_schema", "sys"];
 
-/// The `default` Ferry records for an `AUTO_INCREMENT` column: the MySQL spelling of
-/// PostgreSQL's `nextval(...)` default. Other sinks drop it (with a finding); the
-/// MySQL sink re-creates the column as `AUTO_INCREMENT` when it adds the keys.
-pub const AUTO_INCREMENT: &str = "AUTO_INCREMENT";
+/// The `default` Ferry records for an `AUTO_INCREMENT` column (the engine-neutral
+/// marker of `ferry-core`); the MySQL sink re-creates the column as `AUTO_INCREMENT`
+/// when it adds the keys.
+pub use ferry_core::AUTO_INCREMENT;
 
 /// One discovered column: the logical column plus what the codec needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

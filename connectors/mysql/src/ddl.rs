@@ -122,7 +122,7 @@ pub(crate) fn convert(
         let serial = column
             .default
             .as_deref()
-            .is_some_and(|d| d.contains("nextval("));
+            .is_some_and(|d| d == AUTO_INCREMENT || d.contains("nextval("));
         column.default = None;
         if serial {
             let integer = matches!(

@@ -49,7 +49,8 @@ ORDER BY n.nspname, c.relname";
 
 const COLUMNS_SQL: &str = "
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid), a.atttypid, a.atttypmod, a.attgenerated::text
+       pg_get_expr(d.adbin, d.adrelid), a.atttypid, a.atttypmod, a.attgenerated::text,
+       a.attidentity <> '' OR pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) IS NOT NULL
 FROM pg_attribute a
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
@@ -229,6 +230,11 @@ async fn load_details(
         let generated: String = row.get(7);
         let (data_type, codec) = map_type(type_oid, typmod, &types, &labels);
         let mut default: Option<String> = row.get(4);
+        // Identity columns and serial columns (a nextval() default on a sequence the
+        // column owns) are the engine-neutral auto-increment.
+        if row.get::<_, bool>(8) {
+            default = Some(ferry_core::AUTO_INCREMENT.to_string());
+        }
         let entry = out.entry(rel).or_default();
         if !generated.is_empty() {
             default = None;

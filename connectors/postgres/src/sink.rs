@@ -255,6 +255,13 @@ impl Sink for PgSink {
                 self.execute(&client, &sql, &context).await?;
             }
         }
+        for sql in ddl::restart_sequences(schema) {
+            let context = format!(
+                "cannot move the sequences of {} past the loaded rows",
+                schema.id
+            );
+            self.execute(&client, &sql, &context).await?;
+        }
         let analyze = format!("ANALYZE {}", quote_table(&schema.id));
         self.execute(&client, &analyze, &format!("cannot analyze {}", schema.id))
             .await
