@@ -149,7 +149,7 @@ pub fn render_sql(script: &SchemaScript, section: Section) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "-- Ferry schema: {} tables, {} to {}; generated without connecting to the target.",
+        "-- Ferry schema: {} tables, {} to {}; nothing was written to the target.",
         script.tables.len(),
         script.source_engine,
         script.target_engine

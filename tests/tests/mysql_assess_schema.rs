@@ -67,6 +67,7 @@ fn assess_lists_every_expected_finding_and_schema_applies_cleanly() {
         expect(&[
             ("warning", "trigger", "film", ""),
             ("warning", "no-primary-key", "film_text", ""),
+            ("warning", "type-mapping", "film_text", ""),
             ("warning", "bad-data", "legacy", "opened"),
             ("warning", "generated-column", "legacy", "total_with_tax"),
             ("warning", "type-mapping", "legacy", "spot"),

@@ -167,14 +167,27 @@ pub(crate) async fn assess(
             .as_ref()
             .map(|(t, c)| format!(" (it feeds column {t}.{c})"))
             .unwrap_or_default();
-        let mut finding = Finding::new(
-            FindingLevel::Warning,
-            finding_code::SEQUENCE,
-            format!(
-                "sequence ({value}) is not migrated{used_by}; create it on the target and \
-                 set it past the loaded keys with setval() before writing new rows"
-            ),
-        )
+        let owned_by_selected = owner.as_ref().is_some_and(|(t, _)| selected.contains(t));
+        let mut finding = if owned_by_selected {
+            Finding::new(
+                FindingLevel::Info,
+                finding_code::SEQUENCE,
+                format!(
+                    "sequence ({value}){used_by}: the column becomes an identity column on the \
+                     target, moved past the loaded rows; the sequence's own settings \
+                     (increment, cache, cycle) are not kept"
+                ),
+            )
+        } else {
+            Finding::new(
+                FindingLevel::Warning,
+                finding_code::SEQUENCE,
+                format!(
+                    "sequence ({value}) is not migrated{used_by}; create it on the target and \
+                     set it past the loaded keys with setval() before writing new rows"
+                ),
+            )
+        }
         .object(format!("sequence {schema}.{name}"));
         if let Some((table, column)) = owner.filter(|(t, _)| selected.contains(t)) {
             finding = finding.table(&table).column(column);

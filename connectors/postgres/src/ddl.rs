@@ -126,7 +126,112 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
             column.default = None;
         }
     }
+    if !same_engine {
+        target.indexes = foreign_indexes(schema, &mut findings);
+        // Other engines name indexes per table, PostgreSQL per schema.
+        for index in &mut target.indexes {
+            index.name = relation_name(&schema.id.name, &index.name);
+        }
+        for key in &mut target.unique_keys {
+            key.name = relation_name(&schema.id.name, &key.name);
+        }
+    }
     (target, findings)
+}
+
+/// Indexes from another engine, as PostgreSQL can build them: access methods become
+/// the default B-tree, MySQL prefix parts (`` `title`(10) ``) index the whole column,
+/// and what PostgreSQL has no counterpart for (full-text, spatial, expressions in
+/// another dialect) is left out with a finding.
+fn foreign_indexes(schema: &TableSchema, findings: &mut Vec<Finding>) -> Vec<Index> {
+    let mut out = Vec::new();
+    for index in &schema.indexes {
+        let finding = |level, message: String| {
+            Finding::new(level, finding_code::TYPE_MAPPING, message)
+                .table(&schema.id)
+                .object(format!("index {}", index.name))
+        };
+        let method = index.method.as_deref().map(str::to_ascii_lowercase);
+        if let Some(m) = method
+            .as_deref()
+            .filter(|m| !matches!(*m, "btree" | "hash"))
+        {
+            findings.push(finding(
+                FindingLevel::Warning,
+                format!(
+                    "{m} index {} has no PostgreSQL counterpart and is not created; create a \
+                     suitable one (e.g. GIN over to_tsvector for full-text) by hand",
+                    index.name
+                ),
+            ));
+            continue;
+        }
+        let mut parts = Vec::with_capacity(index.parts.len());
+        for part in &index.parts {
+            match part {
+                IndexPart::Column(c) => parts.push(IndexPart::Column(c.clone())),
+                IndexPart::Expression(e) => match mysql_prefix_column(e) {
+                    Some(column) if schema.column(&column).is_some() => {
+                        findings.push(finding(
+                            FindingLevel::Info,
+                            format!(
+                                "index {} uses a prefix of column {column} ({e}); PostgreSQL \
+                                 indexes the whole column",
+                                index.name
+                            ),
+                        ));
+                        parts.push(IndexPart::Column(column));
+                    }
+                    _ => {
+                        parts.clear();
+                        break;
+                    }
+                },
+            }
+        }
+        if parts.is_empty() {
+            findings.push(finding(
+                FindingLevel::Warning,
+                format!(
+                    "index {} has expressions in another SQL dialect and is not created; \
+                     re-create it by hand",
+                    index.name
+                ),
+            ));
+            continue;
+        }
+        out.push(Index {
+            name: index.name.clone(),
+            unique: index.unique,
+            parts,
+            method: None,
+            predicate: None,
+        });
+    }
+    out
+}
+
+/// An index or key name unique within the schema: prefixed with its table's name
+/// (unless it already is), cut to PostgreSQL's 63 bytes.
+fn relation_name(table: &str, name: &str) -> String {
+    let mut full = if name.starts_with(&format!("{table}_")) {
+        name.to_string()
+    } else {
+        format!("{table}_{name}")
+    };
+    while full.len() > 63 {
+        full.pop();
+    }
+    full
+}
+
+/// The column of a MySQL prefix key part such as `` `title`(10) ``.
+fn mysql_prefix_column(part: &str) -> Option<String> {
+    let rest = part.strip_prefix('`')?;
+    let (name, length) = rest.rsplit_once("`(")?;
+    let digits = length.strip_suffix(')')?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.replace("``", "`"))
 }
 
 /// Enum types a table needs, as (quoted schema, quoted qualified name, labels).
@@ -367,6 +472,53 @@ mod tests {
             create_table(&t),
             "CREATE TABLE \"shop\".\"Order\" (\n  \"id\" integer NOT NULL,\n  \"note\" character varying(20)\n)"
         );
+    }
+
+    #[test]
+    fn indexes_from_mysql_become_what_postgres_can_build() {
+        let mut s = TableSchema::new(
+            TableId::new("s", "t"),
+            vec![
+                column("title", "varchar(255)", DataType::text()),
+                column("body", "text", DataType::text()),
+            ],
+        );
+        let index = |name: &str, method: Option<&str>, parts: Vec<IndexPart>| Index {
+            name: name.into(),
+            unique: false,
+            parts,
+            method: method.map(Into::into),
+            predicate: None,
+        };
+        s.indexes = vec![
+            index("by_title", None, vec![IndexPart::Column("title".into())]),
+            index(
+                "by_prefix",
+                Some("btree"),
+                vec![IndexPart::Expression("`title`(10)".into())],
+            ),
+            index(
+                "ft",
+                Some("fulltext"),
+                vec![IndexPart::Column("body".into())],
+            ),
+            index(
+                "fn",
+                None,
+                vec![IndexPart::Expression("lower(`title`)".into())],
+            ),
+            index("h", Some("hash"), vec![IndexPart::Column("title".into())]),
+        ];
+        let (t, findings) = convert("mysql", &s);
+        let names: Vec<&str> = t.indexes.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, vec!["t_by_title", "t_by_prefix", "t_h"]);
+        assert_eq!(relation_name("t", "t_x"), "t_x");
+        assert_eq!(relation_name(&"a".repeat(40), &"b".repeat(40)).len(), 63);
+        assert_eq!(t.indexes[1].parts, vec![IndexPart::Column("title".into())]);
+        assert!(t.indexes.iter().all(|i| i.method.is_none()));
+        assert_eq!(findings.len(), 3, "{findings:?}");
+        assert_eq!(mysql_prefix_column("`a``b`(3)"), Some("a`b".into()));
+        assert_eq!(mysql_prefix_column("`a`"), None);
     }
 
     #[test]
