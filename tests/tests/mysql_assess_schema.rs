@@ -98,6 +98,9 @@ fn assess_lists_every_expected_finding_and_schema_applies_cleanly() {
         ("type-mapping", "type_zoo", "zf"),
         ("type-mapping", "type_zoo", "biu"),
         ("type-mapping", "rental", "inventory_id"),
+        ("type-mapping", "type_zoo", "yr"),
+        ("type-mapping", "type_zoo", "st"),
+        ("type-mapping", "film", "special_features"),
     ] {
         assert!(
             infos.contains(&("info".into(), code.into(), table.into(), column.into())),

@@ -64,7 +64,20 @@ pub(crate) async fn assess(
                 );
             }
             let column_type = my.info.column_type.to_ascii_lowercase();
-            if column_type.contains("unsigned") {
+            let loss = crate::types::source_mapping(&my.info, true)
+                .map(|m| m.loss)
+                .filter(|loss| !loss.is_empty());
+            if let Some(loss) = loss {
+                out.push(
+                    Finding::new(
+                        FindingLevel::Info,
+                        finding_code::TYPE_MAPPING,
+                        format!("{column_type}: {loss}"),
+                    )
+                    .table(id)
+                    .column(&column.name),
+                );
+            } else if column_type.contains("unsigned") {
                 out.push(
                     Finding::new(
                         FindingLevel::Info,

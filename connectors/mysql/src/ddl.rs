@@ -123,7 +123,17 @@ pub(crate) fn convert(
             .default
             .as_deref()
             .is_some_and(|d| d == AUTO_INCREMENT || d.contains("nextval("));
-        column.default = None;
+        if let Some(default) = column.default.take().filter(|_| !serial) {
+            findings.push(finding(
+                FindingLevel::Info,
+                finding_code::TYPE_MAPPING,
+                Some(&column.name),
+                format!(
+                    "default {default} is in the source's SQL dialect and is not converted; the \
+                     column is created without a default"
+                ),
+            ));
+        }
         if serial {
             let integer = matches!(
                 column.data_type,

@@ -66,6 +66,26 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
     let mut target = schema.clone();
     let mut findings = Vec::new();
     let same_engine = source_engine == "postgres";
+    // PostgreSQL cuts longer names to 63 bytes, which could silently merge two names.
+    let too_long = |kind: &str, name: &str| {
+        (name.len() > 63).then(|| {
+            Finding::new(
+                FindingLevel::Error,
+                finding_code::TYPE_MAPPING,
+                format!(
+                    "{kind} name {name:?} is {} bytes; PostgreSQL allows 63: rename it at the \
+                     source or with a mapping rule",
+                    name.len()
+                ),
+            )
+            .table(&schema.id)
+        })
+    };
+    findings.extend(too_long("table", &schema.id.name));
+    findings.extend(too_long("schema", &schema.id.namespace));
+    for column in &schema.columns {
+        findings.extend(too_long("column", &column.name).map(|f| f.column(column.name.clone())));
+    }
     for column in &mut target.columns {
         let finding_of = |code: &str, level, message: String| {
             Finding::new(level, code, message)
@@ -89,8 +109,14 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
                 findings.push(finding(FindingLevel::Warning, message));
             }
             column.source_type = name;
-            if column.default.as_deref() != Some(AUTO_INCREMENT) {
-                column.default = None;
+            if let Some(default) = column.default.take_if(|d| d.as_str() != AUTO_INCREMENT) {
+                findings.push(finding(
+                    FindingLevel::Info,
+                    format!(
+                        "default {default} is in the source's SQL dialect and is not converted; \
+                         the column is created without a default"
+                    ),
+                ));
             }
         }
         if column.default.as_deref() == Some(AUTO_INCREMENT)
