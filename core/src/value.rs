@@ -140,6 +140,13 @@ impl Text {
     }
 }
 
+impl Text {
+    /// Text of a static string, without copying it.
+    pub fn from_static(s: &'static str) -> Self {
+        Text(Bytes::from_static(s.as_bytes()))
+    }
+}
+
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
         Text(Bytes::copy_from_slice(s.as_bytes()))

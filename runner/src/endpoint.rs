@@ -179,6 +179,21 @@ fn mysql_sink_options(endpoint: &EndpointConfig) -> Result<ferry_mysql::SinkOpti
     Ok(options)
 }
 
+/// `[target.options]` of a PostgreSQL target.
+#[cfg(feature = "postgres")]
+fn pg_sink_options(endpoint: &EndpointConfig) -> Result<ferry_postgres::SinkOptions> {
+    let mut options = ferry_postgres::SinkOptions::default();
+    for (key, value) in &endpoint.options {
+        let text = value.as_str().ok_or_else(|| {
+            Error::config(format!(
+                "target.options.{key}: expected a string, found {value}"
+            ))
+        })?;
+        options.set(key, text)?;
+    }
+    Ok(options)
+}
+
 /// A source of any compiled-in connector.
 // One per task (writers: one per partition in flight), so variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -296,7 +311,7 @@ impl AnySink {
         match connector_for(Side::Target, url)? {
             #[cfg(feature = "postgres")]
             Connector::Postgres => {
-                check_no_options(Side::Target, endpoint, "postgres")?;
+                let options = pg_sink_options(endpoint)?;
                 connect_with(
                     Side::Target,
                     url,
@@ -304,7 +319,7 @@ impl AnySink {
                     ferry_postgres::PgSink::connect(url),
                 )
                 .await
-                .map(AnySink::Postgres)
+                .map(|sink| AnySink::Postgres(sink.with_options(options)))
             }
             #[cfg(feature = "mysql")]
             Connector::Mysql | Connector::Mariadb => {
@@ -333,8 +348,10 @@ impl AnySink {
         match connector_for(Side::Target, url)? {
             #[cfg(feature = "postgres")]
             Connector::Postgres => {
-                check_no_options(Side::Target, endpoint, "postgres")?;
-                Ok(AnySink::Postgres(ferry_postgres::PgSink::ddl_only()))
+                let options = pg_sink_options(endpoint)?;
+                Ok(AnySink::Postgres(
+                    ferry_postgres::PgSink::ddl_only().with_options(options),
+                ))
             }
             #[cfg(feature = "mysql")]
             Connector::Mysql | Connector::Mariadb => {

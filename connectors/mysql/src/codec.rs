@@ -211,6 +211,39 @@ fn text_or_repair(bytes: Vec<u8>) -> Result<Text, Bad> {
     }
 }
 
+/// 255 spaces: `CHAR(n)` holds at most 255 characters.
+const SPACES: &str = match std::str::from_utf8(&[b' '; 255]) {
+    Ok(s) => s,
+    Err(_) => "",
+};
+
+/// Pads `text` with spaces to `n` characters, as MySQL stores `CHAR(n)` (it strips
+/// the padding when it returns the value). An empty value (the common case: a blank
+/// `CHAR` column) borrows a static run of spaces instead of allocating.
+fn pad_text(text: Text, n: usize) -> Text {
+    let s = text.as_str();
+    let have = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    };
+    if have >= n {
+        return text;
+    }
+    let mut missing = n - have;
+    if s.is_empty() && missing <= SPACES.len() {
+        return Text::from_static(&SPACES[..missing]);
+    }
+    let mut padded = String::with_capacity(s.len() + missing);
+    padded.push_str(s);
+    while missing > 0 {
+        let take = missing.min(SPACES.len());
+        padded.push_str(&SPACES[..take]);
+        missing -= take;
+    }
+    Text::from(padded)
+}
+
 fn show_date(y: u16, m: u8, d: u8) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
@@ -350,16 +383,7 @@ pub(crate) fn decode(decode: &Decode, v: My) -> Result<Value, Bad> {
             My::Bytes(b) => {
                 let text = text_or_repair(b)?;
                 match pad {
-                    Some(n) => {
-                        let have = text.as_str().chars().count();
-                        if have < *n {
-                            let mut s = text.as_str().to_string();
-                            s.extend(std::iter::repeat_n(' ', n - have));
-                            Value::Text(Text::from(s))
-                        } else {
-                            Value::Text(text)
-                        }
-                    }
+                    Some(n) => Value::Text(pad_text(text, *n)),
                     None => Value::Text(text),
                 }
             }
@@ -1057,6 +1081,15 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(v, Value::Text(Text::from("é   ")));
+        let blank = decode(&Decode::Text { pad: Some(84) }, My::Bytes(Vec::new())).expect("ok");
+        assert_eq!(blank, Value::Text(Text::from(" ".repeat(84))));
+        let long = decode(&Decode::Text { pad: Some(300) }, My::Bytes(b"ab".to_vec())).expect("ok");
+        assert_eq!(
+            long,
+            Value::Text(Text::from(format!("ab{}", " ".repeat(298))))
+        );
+        let full = decode(&Decode::Text { pad: Some(2) }, My::Bytes(b"abc".to_vec())).expect("ok");
+        assert_eq!(full, Value::Text(Text::from("abc")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! DDL for the sink: type names, `CREATE TABLE`, enum types, keys and indexes.
 
 use crate::connect::{quote_ident, quote_literal, quote_table};
+use crate::options::EnumAs;
 use ferry_core::{
     AUTO_INCREMENT, Column, DataType, Finding, FindingLevel, ForeignKey, Index, IndexPart,
     ReferentialAction, SchemaDdl, TableSchema, finding_code,
@@ -62,7 +63,11 @@ pub(crate) fn type_name(data_type: &DataType, namespace: &str) -> (String, Optio
 }
 
 /// The target schema for a source table, with findings for what is not exact.
-pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema, Vec<Finding>) {
+pub(crate) fn convert(
+    source_engine: &str,
+    schema: &TableSchema,
+    enum_as: EnumAs,
+) -> (TableSchema, Vec<Finding>) {
     let mut target = schema.clone();
     let mut findings = Vec::new();
     let same_engine = source_engine == "postgres";
@@ -150,6 +155,31 @@ pub(crate) fn convert(source_engine: &str, schema: &TableSchema) -> (TableSchema
                 ),
             ));
             column.default = None;
+        }
+    }
+    if enum_as == EnumAs::TextCheck {
+        for column in &mut target.columns {
+            let DataType::Enum { labels, .. } = &column.data_type else {
+                continue;
+            };
+            let members = labels
+                .iter()
+                .map(|l| quote_literal(l))
+                .collect::<Vec<_>>()
+                .join(", ");
+            column.source_type =
+                format!("text CHECK ({} IN ({members}))", quote_ident(&column.name));
+            column.data_type = DataType::text();
+            findings.push(
+                Finding::new(
+                    FindingLevel::Info,
+                    finding_code::TYPE_MAPPING,
+                    "the enumeration becomes text with a CHECK constraint on its members \
+                     (target option enum-as = \"text-check\")",
+                )
+                .table(&schema.id)
+                .column(column.name.clone()),
+            );
         }
     }
     if !same_engine {
@@ -492,7 +522,7 @@ mod tests {
             ],
         );
         s.columns[1].nullable = true;
-        let (t, findings) = convert("postgres", &s);
+        let (t, findings) = convert("postgres", &s, EnumAs::Type);
         assert!(findings.is_empty());
         assert_eq!(
             create_table(&t),
@@ -535,7 +565,7 @@ mod tests {
             ),
             index("h", Some("hash"), vec![IndexPart::Column("title".into())]),
         ];
-        let (t, findings) = convert("mysql", &s);
+        let (t, findings) = convert("mysql", &s, EnumAs::Type);
         let names: Vec<&str> = t.indexes.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, vec!["t_by_title", "t_by_prefix", "t_h"]);
         assert_eq!(relation_name("t", "t_x"), "t_x");
@@ -554,7 +584,7 @@ mod tests {
             vec![column("Id", "integer", DataType::Int32)],
         );
         s.columns[0].default = Some(AUTO_INCREMENT.into());
-        let (t, findings) = convert("mysql", &s);
+        let (t, findings) = convert("mysql", &s, EnumAs::Type);
         assert!(findings.is_empty(), "{findings:?}");
         assert_eq!(
             create_table(&t),
@@ -568,7 +598,7 @@ mod tests {
         );
         // Not on a decimal column: no identity there.
         s.columns[0].data_type = DataType::UInt64;
-        let (t, findings) = convert("mysql", &s);
+        let (t, findings) = convert("mysql", &s, EnumAs::Type);
         assert_eq!(t.columns[0].default, None);
         assert_eq!(findings.len(), 1);
     }
@@ -580,7 +610,7 @@ mod tests {
             vec![column("id", "integer", DataType::Int32)],
         );
         s.columns[0].default = Some("nextval('t_id_seq'::regclass)".into());
-        let (t, findings) = convert("postgres", &s);
+        let (t, findings) = convert("postgres", &s, EnumAs::Type);
         assert_eq!(t.columns[0].default, None);
         assert_eq!(findings.len(), 1);
     }

@@ -13,9 +13,11 @@ mod connect;
 pub mod copy;
 mod ddl;
 mod legacy_text;
+mod options;
 mod sink;
 mod source;
 
 pub use ddl::schema_ddl;
+pub use options::{EnumAs, SinkOptions};
 pub use sink::{PgSink, PgTableWriter};
 pub use source::PgSource;

@@ -31,6 +31,8 @@ pub struct PgSink {
     created: Mutex<HashSet<TableId>>,
     /// The target's own view of each prepared table (type OIDs for the codec).
     prepared: Mutex<HashMap<TableId, Arc<PgTable>>>,
+    /// `[target.options]`.
+    options: crate::options::SinkOptions,
 }
 
 impl PgSink {
@@ -43,6 +45,7 @@ impl PgSink {
             ddl: Some(tokio::sync::Mutex::new(client)),
             created: Mutex::new(HashSet::new()),
             prepared: Mutex::new(HashMap::new()),
+            options: crate::options::SinkOptions::default(),
         })
     }
 
@@ -55,7 +58,14 @@ impl PgSink {
             ddl: None,
             created: Mutex::new(HashSet::new()),
             prepared: Mutex::new(HashMap::new()),
+            options: crate::options::SinkOptions::default(),
         }
+    }
+
+    /// The same sink with these `[target.options]`.
+    pub fn with_options(mut self, options: crate::options::SinkOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The DDL connection, locked.
@@ -144,7 +154,7 @@ impl Sink for PgSink {
         source_engine: &str,
         schema: &TableSchema,
     ) -> Result<(TableSchema, Vec<Finding>)> {
-        Ok(ddl::convert(source_engine, schema))
+        Ok(ddl::convert(source_engine, schema, self.options.enum_as))
     }
 
     async fn prepare_table(&self, schema: &TableSchema, prep: TablePrep) -> Result<()> {
@@ -440,6 +450,9 @@ impl TableWriter for PgTableWriter {
             }
             if self.buffer.len() >= SEND_BYTES {
                 let chunk = self.buffer.split().freeze();
+                // Make room for the next chunk now, while the buffer is empty: growing
+                // it row by row later would copy what it already holds.
+                self.buffer.reserve(SEND_BYTES * 2);
                 self.sink
                     .send(chunk)
                     .await
