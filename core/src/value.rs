@@ -188,22 +188,42 @@ pub enum Decimal {
 impl Decimal {
     /// Parses canonical decimal text (`-12.50`, `NaN`, `Infinity`, `-Infinity`).
     pub fn parse(text: &str) -> Option<Decimal> {
-        match text {
-            "NaN" => return Some(Decimal::NaN),
-            "Infinity" => return Some(Decimal::PosInfinity),
-            "-Infinity" => return Some(Decimal::NegInfinity),
-            _ => {}
+        if let Some(special) = Decimal::special(text) {
+            return Some(special);
         }
+        Decimal::is_canonical_finite(text).then(|| Decimal::Finite(text.into()))
+    }
+
+    /// Like [`Decimal::parse`], keeping `text`'s allocation instead of copying it;
+    /// gives `text` back when it is not a decimal.
+    pub fn parse_string(text: String) -> Result<Decimal, String> {
+        if let Some(special) = Decimal::special(&text) {
+            return Ok(special);
+        }
+        if Decimal::is_canonical_finite(&text) {
+            Ok(Decimal::Finite(text.into_boxed_str()))
+        } else {
+            Err(text)
+        }
+    }
+
+    fn special(text: &str) -> Option<Decimal> {
+        match text {
+            "NaN" => Some(Decimal::NaN),
+            "Infinity" => Some(Decimal::PosInfinity),
+            "-Infinity" => Some(Decimal::NegInfinity),
+            _ => None,
+        }
+    }
+
+    fn is_canonical_finite(text: &str) -> bool {
         let unsigned = text.strip_prefix('-').unwrap_or(text);
         let (int, frac) = match unsigned.split_once('.') {
             Some((i, f)) => (i, Some(f)),
             None => (unsigned, None),
         };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(int) || frac.is_some_and(|f| !digits(f)) {
-            return None;
-        }
-        Some(Decimal::Finite(text.into()))
+        digits(int) && !frac.is_some_and(|f| !digits(f))
     }
 }
 
@@ -280,6 +300,12 @@ mod tests {
         assert_eq!(Decimal::parse("1e5"), None);
         assert_eq!(Decimal::parse("."), None);
         assert_eq!(Decimal::parse("-"), None);
+        assert_eq!(
+            Decimal::parse_string("-0.250".into()).ok(),
+            Decimal::parse("-0.250")
+        );
+        assert_eq!(Decimal::parse_string("NaN".into()), Ok(Decimal::NaN));
+        assert_eq!(Decimal::parse_string("1.".into()), Err("1.".into()));
     }
 
     #[test]

@@ -368,11 +368,10 @@ pub(crate) fn decode(decode: &Decode, v: My) -> Result<Value, Bad> {
         },
         Decode::Decimal => match v {
             My::Bytes(b) => {
-                let text =
-                    std::str::from_utf8(&b).map_err(|_| Bad::other("DECIMAL is not ASCII"))?;
+                let text = String::from_utf8(b).map_err(|_| Bad::other("DECIMAL is not ASCII"))?;
                 Value::Decimal(
-                    Decimal::parse(text)
-                        .ok_or_else(|| Bad::other(format!("unparsable DECIMAL {text:?}")))?,
+                    Decimal::parse_string(text)
+                        .map_err(|text| Bad::other(format!("unparsable DECIMAL {text:?}")))?,
                 )
             }
             My::Int(n) => Value::Decimal(Decimal::Finite(n.to_string().into())),
