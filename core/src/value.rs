@@ -223,7 +223,7 @@ impl Decimal {
             None => (unsigned, None),
         };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        digits(int) && !frac.is_some_and(|f| !digits(f))
+        digits(int) && frac.is_none_or(digits)
     }
 }
 

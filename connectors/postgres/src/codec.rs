@@ -952,13 +952,21 @@ fn encode_in(
                 _ => return Err(mismatch(dt, value)),
             }
         }
-        DataType::Text { max_len, .. } => match value {
+        DataType::Text { max_len, fixed } => match value {
             Value::Text(t) | Value::Json(t) | Value::Enum(t) => {
                 check_no_nul(dt, value, t.as_bytes())?;
+                let mut body: &[u8] = t.as_bytes();
                 if let Some(max) = *max_len {
                     check_text_len(dt, value, t.as_str(), max)?;
+                    if *fixed && oid == oid::BPCHAR {
+                        // `char(n)` input pads with spaces to n characters itself:
+                        // the padding need not cross the wire.
+                        while let [rest @ .., b' '] = body {
+                            body = rest;
+                        }
+                    }
                 }
-                put_var(dt, value, t.as_bytes(), out)?;
+                put_var(dt, value, body, out)?;
             }
             _ => return Err(mismatch(dt, value)),
         },
@@ -2035,6 +2043,19 @@ mod tests {
             assert!(encode_err(&v, &Value::Text(text("abcd"))).contains("4 characters"));
             assert!(encode_err(&v, &Value::Text(text("äöüß"))).contains("more than the 3"));
         }
+        // char(n) input pads to n itself: the padding is not sent, other spaces are.
+        let bp = col(DataType::Text {
+            max_len: Some(4),
+            fixed: true,
+        });
+        assert_eq!(&body(&bp, &Value::Text(text("a   ")))[..], b"a");
+        assert_eq!(&body(&bp, &Value::Text(text("    ")))[..], b"");
+        assert_eq!(&body(&bp, &Value::Text(text(" a\t ")))[..], b" a\t");
+        let vc = col(DataType::Text {
+            max_len: Some(4),
+            fixed: false,
+        });
+        assert_eq!(&body(&vc, &Value::Text(text("a   ")))[..], b"a   ");
     }
 
     #[test]

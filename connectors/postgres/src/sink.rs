@@ -272,9 +272,9 @@ impl Sink for PgSink {
             );
             self.execute(&client, &sql, &context).await?;
         }
-        let analyze = format!("ANALYZE {}", quote_table(&schema.id));
-        self.execute(&client, &analyze, &format!("cannot analyze {}", schema.id))
-            .await
+        // Statistics are left to autovacuum, which analyzes a freshly loaded table
+        // within its naptime, as after pg_restore.
+        Ok(())
     }
 
     async fn add_foreign_keys(&self, schema: &TableSchema, _prep: TablePrep) -> Result<()> {
