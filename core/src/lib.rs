@@ -22,7 +22,7 @@ pub use filter::TableFilter;
 pub use policy::{BadDataPolicy, BadRow, LoadReport};
 pub use schema::{
     AUTO_INCREMENT, Catalog, Column, Finding, FindingLevel, ForeignKey, Index, IndexPart,
-    ReferentialAction, TableId, TableSchema, UniqueKey, finding_code,
+    ReferentialAction, TableCache, TableId, TableSchema, UniqueKey, finding_code,
 };
 pub use traits::{
     Partition, PartitionRange, SchemaDdl, Sink, Snapshot, Source, TablePrep, TableWriter,

@@ -315,3 +315,40 @@ impl fmt::Display for Finding {
         write!(f, ": {}", self.message)
     }
 }
+
+/// What a connector learned about each discovered table (its own column codecs,
+/// sizes, ...), shared by its snapshot workers.
+#[derive(Debug)]
+pub struct TableCache<T> {
+    tables: std::sync::Mutex<std::collections::HashMap<TableId, std::sync::Arc<T>>>,
+}
+
+impl<T> Default for TableCache<T> {
+    fn default() -> Self {
+        TableCache {
+            tables: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<T> TableCache<T> {
+    /// Remembers `table` under `id`, replacing what was there.
+    pub fn insert(&self, id: TableId, table: T) {
+        if let Ok(mut map) = self.tables.lock() {
+            map.insert(id, std::sync::Arc::new(table));
+        }
+    }
+
+    /// The ids of every remembered table.
+    pub fn ids(&self) -> Vec<TableId> {
+        self.tables
+            .lock()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The table remembered under `id`.
+    pub fn get(&self, id: &TableId) -> Option<std::sync::Arc<T>> {
+        self.tables.lock().ok().and_then(|map| map.get(id).cloned())
+    }
+}

@@ -235,10 +235,10 @@ impl Method {
     }
 }
 
-/// One method's results over the rounds.
+/// One method's results over the rounds (`M`: the section's methods).
 #[derive(Debug, Clone)]
-struct Outcome {
-    method: Method,
+struct Outcome<M = Method> {
+    method: M,
     /// Every verified run, in order.
     runs: Vec<Run>,
     /// Why the method failed (to run, or to reproduce the source's rows, keys and
@@ -254,8 +254,8 @@ struct Run {
     note: Option<String>,
 }
 
-impl Outcome {
-    fn new(method: Method) -> Outcome {
+impl<M> Outcome<M> {
+    fn new(method: M) -> Outcome<M> {
         Outcome {
             method,
             runs: Vec::new(),

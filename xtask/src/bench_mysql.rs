@@ -30,7 +30,7 @@ use ferry_tests::{MariaService, PgService};
 
 use super::{
     Config, Section, SectionReport, command_line, commit, cpu_busy_percent, cpu_model,
-    load_average, median, memory, positive, rate,
+    load_average, memory, positive, rate,
 };
 use crate::Result;
 use crate::common::{self, TaskUrls, quote_ident, quote_literal, thousands, toml_string};
@@ -427,39 +427,8 @@ pub(super) struct Env<'a> {
 }
 
 /// One method's results over the rounds.
-#[derive(Debug, Clone)]
-struct Outcome {
-    method: Method,
-    runs: Vec<Run>,
-    /// Why the method failed; it is not run again after a failure.
-    error: Option<String>,
-}
-
-/// One timed, verified run.
-#[derive(Debug, Clone)]
-struct Run {
-    elapsed: Duration,
-    /// Where the tables went (`schema ferry_bench_mysql`).
-    note: Option<String>,
-}
-
-impl Outcome {
-    fn new(method: Method) -> Outcome {
-        Outcome {
-            method,
-            runs: Vec::new(),
-            error: None,
-        }
-    }
-
-    /// The median wall-clock time; `None` when the method failed or never ran.
-    fn time(&self) -> Option<Duration> {
-        if self.error.is_some() {
-            return None;
-        }
-        median(self.runs.iter().map(|r| r.elapsed).collect())
-    }
-}
+type Outcome = super::Outcome<Method>;
+use super::Run;
 
 /// Everything the report says about the run besides the outcomes.
 #[derive(Debug, Clone)]

@@ -39,12 +39,15 @@ commands:
   demo                  seed a sample shop database, migrate it with the release
                         `ferry`, verify row counts and checksums; leaves the
                         services running for a look around
-  bench                 PostgreSQL full load: ferry against psql COPY pipes and
-                        pg_dump/pg_restore (report in target/bench/report.md).
-                        Environment: FERRY_BENCH_SCALE (pgbench scale, 50),
-                        FERRY_BENCH_PARALLELISM (4), FERRY_BENCH_RUNS (rounds,
-                        1; medians are reported), FERRY_BENCH_FRESH=1 (regenerate
-                        the source database)
+  bench                 full load benchmarks (report in target/bench/report.md):
+                        PostgreSQL to PostgreSQL, ferry against psql COPY pipes
+                        and pg_dump/pg_restore; MySQL to PostgreSQL, ferry
+                        against pgloader. Environment: FERRY_BENCH_ONLY (pg or
+                        mysql: one section), FERRY_BENCH_SCALE (pgbench scale,
+                        50), FERRY_BENCH_PARALLELISM (4), FERRY_BENCH_RUNS
+                        (rounds, 1; medians are reported), FERRY_BENCH_FRESH=1
+                        (regenerate the source databases),
+                        FERRY_BENCH_PGLOADER_CONCURRENCY (1)
 ";
 
 fn main() -> ExitCode {

@@ -5,6 +5,7 @@ use crate::catalog::{self, DiscoverOptions, MyTable};
 use crate::codec::{self, Decode};
 use crate::connect::{Flavor, ServerInfo, Target, quote_ident, quote_table};
 use crate::position::BinlogPosition;
+use ferry_core::TableCache;
 use ferry_core::policy::{Action, BadDataRecorder, fail_error, row_key};
 use ferry_core::{
     BadDataPolicy, Batch, BatchSender, Catalog, ChangeEvent, DataType, Error, ErrorKind, Finding,
@@ -53,7 +54,7 @@ pub struct MySqlSource {
     target: Target,
     server: ServerInfo,
     options: SourceOptions,
-    tables: Mutex<HashMap<TableId, Arc<MyTable>>>,
+    tables: TableCache<MyTable>,
     snapshots: Mutex<HashMap<String, Arc<SnapshotPool>>>,
     next_snapshot: AtomicU64,
 }
@@ -75,7 +76,7 @@ impl MySqlSource {
             target,
             server,
             options,
-            tables: Mutex::new(HashMap::new()),
+            tables: TableCache::default(),
             snapshots: Mutex::new(HashMap::new()),
             next_snapshot: AtomicU64::new(1),
         })
@@ -98,24 +99,14 @@ impl MySqlSource {
     }
 
     fn remember(&self, tables: &[MyTable]) -> Result<()> {
-        let mut map = self
-            .tables
-            .lock()
-            .map_err(|_| Error::internal("table cache poisoned"))?;
         for t in tables {
-            map.insert(t.schema.id.clone(), Arc::new(t.clone()));
+            self.tables.insert(t.schema.id.clone(), t.clone());
         }
         Ok(())
     }
 
     async fn table(&self, id: &TableId) -> Result<Arc<MyTable>> {
-        let cached = self
-            .tables
-            .lock()
-            .map_err(|_| Error::internal("table cache poisoned"))?
-            .get(id)
-            .cloned();
-        if let Some(t) = cached {
+        if let Some(t) = self.tables.get(id) {
             return Ok(t);
         }
         let mut conn = self.target.connect().await?;
@@ -165,13 +156,7 @@ impl MySqlSource {
         if global.kind() != ErrorKind::Auth {
             return Err(global);
         }
-        let tables: Vec<TableId> = self
-            .tables
-            .lock()
-            .map_err(|_| Error::internal("table cache poisoned"))?
-            .keys()
-            .cloned()
-            .collect();
+        let tables: Vec<TableId> = self.tables.ids();
         if tables.is_empty() {
             return Err(global.context(
                 "no tables were discovered to lock one by one instead; grant RELOAD to Ferry's user",
@@ -679,10 +664,7 @@ impl Source for MySqlSource {
 
     async fn assess(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
         let mut conn = self.target.connect().await?;
-        crate::assess::assess(&mut conn, &self.target, catalog, |id| {
-            self.tables.lock().ok().and_then(|t| t.get(id).cloned())
-        })
-        .await
+        crate::assess::assess(&mut conn, &self.target, catalog, |id| self.tables.get(id)).await
     }
 }
 

@@ -5,6 +5,7 @@ use crate::catalog::{self, PgTable};
 use crate::connect::{Target, quote_ident, quote_literal, quote_table};
 use crate::copy::CopyReader;
 use crate::legacy_text::RawText;
+use ferry_core::TableCache;
 use ferry_core::policy::BadDataRecorder;
 use ferry_core::{
     BadDataPolicy, Batch, BatchSender, Catalog, ChangeEvent, Error, Finding, LoadReport, Partition,
@@ -12,7 +13,7 @@ use ferry_core::{
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_postgres::Client;
 
 /// Rows per batch sent down the pipeline.
@@ -25,7 +26,7 @@ const MIN_PARTITION_PAGES: u64 = 2048;
 /// Reads tables from a PostgreSQL database.
 pub struct PgSource {
     target: Target,
-    tables: Mutex<HashMap<TableId, Arc<PgTable>>>,
+    tables: TableCache<PgTable>,
     snapshots: tokio::sync::Mutex<HashMap<String, Client>>,
     /// The database's encoding is `SQL_ASCII`: text is stored unchecked.
     unchecked_encoding: bool,
@@ -44,7 +45,7 @@ impl PgSource {
         drop(client);
         Ok(PgSource {
             target,
-            tables: Mutex::new(HashMap::new()),
+            tables: TableCache::default(),
             snapshots: tokio::sync::Mutex::new(HashMap::new()),
             unchecked_encoding: encoding.eq_ignore_ascii_case("SQL_ASCII"),
         })
@@ -56,24 +57,14 @@ impl PgSource {
     }
 
     fn remember(&self, tables: &[PgTable]) -> Result<()> {
-        let mut map = self
-            .tables
-            .lock()
-            .map_err(|_| Error::internal("table cache poisoned"))?;
         for t in tables {
-            map.insert(t.schema.id.clone(), Arc::new(t.clone()));
+            self.tables.insert(t.schema.id.clone(), t.clone());
         }
         Ok(())
     }
 
     async fn table(&self, id: &TableId) -> Result<Arc<PgTable>> {
-        let cached = self
-            .tables
-            .lock()
-            .map_err(|_| Error::internal("table cache poisoned"))?
-            .get(id)
-            .cloned();
-        if let Some(t) = cached {
+        if let Some(t) = self.tables.get(id) {
             return Ok(t);
         }
         let client = self.target.connect().await?;
