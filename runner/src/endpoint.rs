@@ -262,8 +262,23 @@ impl AnySource {
         Self::connect_timeout(endpoint, CONNECT_TIMEOUT).await
     }
 
+    /// Connects for a task that reads `parallelism` partitions at once: a source
+    /// that holds its snapshot on a fixed set of connections (MySQL's
+    /// `snapshot-connections`) gets that many unless its options say otherwise.
+    pub async fn connect_for_task(endpoint: &EndpointConfig, parallelism: usize) -> Result<Self> {
+        Self::connect_inner(endpoint, CONNECT_TIMEOUT, Some(parallelism)).await
+    }
+
     /// Connects with an explicit timeout.
     pub async fn connect_timeout(endpoint: &EndpointConfig, timeout: Duration) -> Result<Self> {
+        Self::connect_inner(endpoint, timeout, None).await
+    }
+
+    async fn connect_inner(
+        endpoint: &EndpointConfig,
+        timeout: Duration,
+        parallelism: Option<usize>,
+    ) -> Result<Self> {
         let url = endpoint.url.expose_secret();
         match connector_for(Side::Source, url)? {
             #[cfg(feature = "postgres")]
@@ -281,6 +296,13 @@ impl AnySource {
             #[cfg(feature = "mysql")]
             Connector::Mysql | Connector::Mariadb => {
                 let mut options = ferry_mysql::SourceOptions::default();
+                if let Some(workers) = parallelism {
+                    let workers = i64::try_from(workers.clamp(1, 256)).unwrap_or(256);
+                    options.set(
+                        "snapshot-connections",
+                        ferry_mysql::OptionValue::Int(workers),
+                    )?;
+                }
                 for (key, value) in &endpoint.options {
                     options.set(key, mysql_option(value))?;
                 }

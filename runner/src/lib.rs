@@ -48,7 +48,7 @@ pub async fn run_task(config: &TaskConfig, progress: &Progress) -> Result<Summar
         "starting task"
     );
     let (source, sink) = tokio::try_join!(
-        AnySource::connect(&config.source),
+        AnySource::connect_for_task(&config.source, config.task.parallelism),
         AnySink::connect(&config.target)
     )?;
     let plan = Plan::from_settings(&config.task);
