@@ -180,6 +180,21 @@ fn int_of(v: &My) -> Option<i128> {
     }
 }
 
+/// An integer of the driver's value as `T`; one outside `T`'s range is bad data whose
+/// clamped value is the nearer of `bounds`.
+fn integer<T: TryFrom<i128> + Copy>(
+    v: &My,
+    target: &str,
+    wrap: fn(T) -> Value,
+    (min, max): (T, T),
+) -> Result<Value, Bad> {
+    let n = int_of(v).ok_or_else(|| Bad::other(format!("unexpected integer {v:?}")))?;
+    match T::try_from(n) {
+        Ok(x) => Ok(wrap(x)),
+        Err(_) => Err(out_of_range(n, target, wrap(if n < 0 { min } else { max }))),
+    }
+}
+
 fn out_of_range(n: i128, target: &str, clamped: Value) -> Bad {
     Bad::new(
         ValueProblem::OutOfRange {
@@ -298,52 +313,10 @@ pub(crate) fn decode(decode: &Decode, v: My) -> Result<Value, Bad> {
                 None => return Err(Bad::other(format!("unexpected BIT(1) value {other:?}"))),
             },
         },
-        Decode::Int16 => {
-            let n = int_of(&v).ok_or_else(|| Bad::other(format!("unexpected integer {v:?}")))?;
-            match i16::try_from(n) {
-                Ok(x) => Value::Int16(x),
-                Err(_) => {
-                    return Err(out_of_range(
-                        n,
-                        "int16",
-                        Value::Int16(if n < 0 { i16::MIN } else { i16::MAX }),
-                    ));
-                }
-            }
-        }
-        Decode::Int32 => {
-            let n = int_of(&v).ok_or_else(|| Bad::other(format!("unexpected integer {v:?}")))?;
-            match i32::try_from(n) {
-                Ok(x) => Value::Int32(x),
-                Err(_) => {
-                    return Err(out_of_range(
-                        n,
-                        "int32",
-                        Value::Int32(if n < 0 { i32::MIN } else { i32::MAX }),
-                    ));
-                }
-            }
-        }
-        Decode::Int64 => {
-            let n = int_of(&v).ok_or_else(|| Bad::other(format!("unexpected integer {v:?}")))?;
-            match i64::try_from(n) {
-                Ok(x) => Value::Int64(x),
-                Err(_) => {
-                    return Err(out_of_range(
-                        n,
-                        "int64",
-                        Value::Int64(if n < 0 { i64::MIN } else { i64::MAX }),
-                    ));
-                }
-            }
-        }
-        Decode::UInt64 => {
-            let n = int_of(&v).ok_or_else(|| Bad::other(format!("unexpected integer {v:?}")))?;
-            match u64::try_from(n) {
-                Ok(x) => Value::UInt64(x),
-                Err(_) => return Err(out_of_range(n, "uint64", Value::UInt64(0))),
-            }
-        }
+        Decode::Int16 => integer(&v, "int16", Value::Int16, (i16::MIN, i16::MAX))?,
+        Decode::Int32 => integer(&v, "int32", Value::Int32, (i32::MIN, i32::MAX))?,
+        Decode::Int64 => integer(&v, "int64", Value::Int64, (i64::MIN, i64::MAX))?,
+        Decode::UInt64 => integer(&v, "uint64", Value::UInt64, (0, u64::MAX))?,
         Decode::Float32 => match v {
             My::Float(f) => Value::Float32(f),
             My::Double(f) => Value::Float32(f as f32),
