@@ -235,6 +235,47 @@ impl Method {
     }
 }
 
+/// Runs every method once per round, `runs` rounds, printing each run; a method that
+/// fails is not run again. `verified` describes a successful run's check.
+fn run_rounds<M: Copy>(
+    methods: &[M],
+    runs: u64,
+    label: impl Fn(M) -> String,
+    mut measure: impl FnMut(M) -> std::result::Result<Run, String>,
+    verified: impl Fn(&Run) -> String,
+) -> Vec<Outcome<M>> {
+    let mut outcomes: Vec<Outcome<M>> = methods.iter().copied().map(Outcome::new).collect();
+    for round in 1..=runs {
+        for (i, outcome) in outcomes.iter_mut().enumerate() {
+            if outcome.error.is_some() {
+                continue;
+            }
+            let round_label = if runs > 1 {
+                format!("round {round}/{runs}, ")
+            } else {
+                String::new()
+            };
+            println!(
+                "\n==> [{round_label}{}/{}] {}",
+                i + 1,
+                methods.len(),
+                label(outcome.method)
+            );
+            match measure(outcome.method) {
+                Ok(run) => {
+                    println!("    {:.1} s; {}", run.elapsed.as_secs_f64(), verified(&run));
+                    outcome.runs.push(run);
+                }
+                Err(e) => {
+                    eprintln!("    FAILED: {e}");
+                    outcome.error = Some(e);
+                }
+            }
+        }
+    }
+    outcomes
+}
+
 /// One method's results over the rounds (`M`: the section's methods).
 #[derive(Debug, Clone)]
 struct Outcome<M = Method> {
@@ -513,39 +554,18 @@ fn pg_section(
             info.load()
         );
     }
-    let mut outcomes: Vec<Outcome> = METHODS.into_iter().map(Outcome::new).collect();
-    for round in 1..=config.runs {
-        for (i, outcome) in outcomes.iter_mut().enumerate() {
-            if outcome.error.is_some() {
-                continue;
-            }
-            let round_label = if config.runs > 1 {
-                format!("round {round}/{}, ", config.runs)
-            } else {
-                String::new()
-            };
-            println!(
-                "\n==> [{round_label}{}/{}] {}",
-                i + 1,
-                METHODS.len(),
-                outcome.method.label(config.parallelism)
-            );
-            match measure(&ctx, outcome.method, &counts, &source_shape) {
-                Ok(run) => {
-                    println!(
-                        "    {:.1} s; target verified: {} rows, same keys and indexes as the source",
-                        run.elapsed.as_secs_f64(),
-                        thousands(info.total_rows())
-                    );
-                    outcome.runs.push(run);
-                }
-                Err(e) => {
-                    eprintln!("    FAILED: {e}");
-                    outcome.error = Some(e);
-                }
-            }
-        }
-    }
+    let outcomes = run_rounds(
+        &METHODS,
+        config.runs,
+        |m| m.label(config.parallelism),
+        |m| measure(&ctx, m, &counts, &source_shape),
+        |_| {
+            format!(
+                "target verified: {} rows, same keys and indexes as the source",
+                thousands(info.total_rows())
+            )
+        },
+    );
 
     Ok(SectionReport {
         section: Section::Pg,

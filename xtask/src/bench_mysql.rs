@@ -523,43 +523,21 @@ pub(super) fn section(env: &Env<'_>, config: &Config) -> Result<SectionReport> {
             info.load()
         );
     }
-    let mut outcomes: Vec<Outcome> = METHODS.into_iter().map(Outcome::new).collect();
-    for round in 1..=config.runs {
-        for (i, outcome) in outcomes.iter_mut().enumerate() {
-            if outcome.error.is_some() {
-                continue;
-            }
-            let round_label = if config.runs > 1 {
-                format!("round {round}/{}, ", config.runs)
-            } else {
-                String::new()
-            };
-            println!(
-                "\n==> [{round_label}{}/{}] {}",
-                i + 1,
-                METHODS.len(),
-                outcome.method.label(settings)
-            );
-            match measure(env, outcome.method, &info) {
-                Ok(run) => {
-                    println!(
-                        "    {:.1} s; target verified: {} rows, primary keys and indexes as in \
-                         the source{}",
-                        run.elapsed.as_secs_f64(),
-                        thousands(info.total_rows()),
-                        run.note
-                            .as_deref()
-                            .map_or_else(String::new, |n| format!(" ({n})"))
-                    );
-                    outcome.runs.push(run);
-                }
-                Err(e) => {
-                    eprintln!("    FAILED: {e}");
-                    outcome.error = Some(e);
-                }
-            }
-        }
-    }
+    let outcomes = super::run_rounds(
+        &METHODS,
+        config.runs,
+        |m| m.label(settings),
+        |m| measure(env, m, &info),
+        |run| {
+            format!(
+                "target verified: {} rows, primary keys and indexes as in the source{}",
+                thousands(info.total_rows()),
+                run.note
+                    .as_deref()
+                    .map_or_else(String::new, |n| format!(" ({n})"))
+            )
+        },
+    );
     Ok(SectionReport {
         section: Section::Mysql,
         text: render_text(&info, &outcomes),
