@@ -125,8 +125,17 @@ pub struct Batch {
     pub events: Vec<ChangeEvent>,
     /// Approximate size of the events in bytes.
     pub bytes: usize,
-    /// The position reached when the batch ends at a transaction boundary.
+    /// The position reached when the batch ends at a transaction boundary: every
+    /// change up to and including this position has been sent. Batches of one
+    /// source transaction before its last carry `None`.
     pub end_position: Option<Position>,
+    /// Source clock at `end_position`, in microseconds since 2000-01-01 UTC: the
+    /// transaction's commit time, or for a [`Batch::marker`] the time the source
+    /// reported it had nothing more to send. Lag is measured from it.
+    pub source_time: Option<i64>,
+    /// Set on a [`Batch::marker`] sent when the source had sent everything it had
+    /// (a keepalive or heartbeat): a target that has applied up to here is caught up.
+    pub caught_up: bool,
 }
 
 impl Batch {
@@ -137,7 +146,30 @@ impl Batch {
             events: Vec::new(),
             bytes: 0,
             end_position: None,
+            source_time: None,
+            caught_up: false,
         }
+    }
+
+    /// A batch without events that only moves the stream to `position` (a
+    /// transaction with no change to the selected tables, or a keepalive /
+    /// heartbeat when `caught_up`). Lets a sink checkpoint, and the source release
+    /// upstream resources, while the selected tables are idle.
+    pub fn marker(position: Position, source_time: Option<i64>, caught_up: bool) -> Self {
+        Batch {
+            end_position: Some(position),
+            source_time,
+            caught_up,
+            ..Batch::new(Arc::new(TableSchema::new(
+                crate::schema::TableId::new("", ""),
+                Vec::new(),
+            )))
+        }
+    }
+
+    /// Whether this batch only carries a position (see [`Batch::marker`]).
+    pub fn is_marker(&self) -> bool {
+        self.events.is_empty() && self.end_position.is_some()
     }
 
     /// An empty batch with room for `capacity` events.

@@ -25,7 +25,8 @@ pub use schema::{
     ReferentialAction, TableCache, TableId, TableSchema, UniqueKey, finding_code,
 };
 pub use traits::{
-    Partition, PartitionRange, SchemaDdl, Sink, Snapshot, Source, TablePrep, TableWriter,
+    ApplyTable, ChangeApplier, NoApplier, Partition, PartitionRange, SchemaDdl, Sink, Snapshot,
+    Source, TablePrep, TableWriter,
 };
 pub use types::DataType;
 pub use value::{Array, ArrayDim, Decimal, Interval, Text, Value};

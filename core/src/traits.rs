@@ -118,10 +118,60 @@ pub trait Source: Send + Sync {
     /// Releases the view opened by [`Source::begin_snapshot`].
     fn end_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<()>> + Send;
 
-    /// Streams changes from `from` (or from now) into `out` until `out` closes.
+    /// Opens the snapshot a change stream will continue from, for the task named
+    /// `task` (full-load-and-cdc): like [`Source::begin_snapshot`], but the
+    /// snapshot's `position` must be exactly where [`Source::stream_changes`]
+    /// starts, so that no change is missed or applied twice (PostgreSQL: the
+    /// replication slot's consistent point, the slot's snapshot exported; MySQL:
+    /// the binlog coordinates read under the snapshot's lock). Creates what change
+    /// capture needs (slot, publication), replacing a stale one of the same task.
+    fn begin_capture_snapshot(
+        &self,
+        _task: &str,
+        _catalog: &Catalog,
+    ) -> impl Future<Output = Result<Snapshot>> + Send {
+        async move {
+            Err(Error::unsupported(format!(
+                "{} source does not capture changes yet",
+                self.engine()
+            )))
+        }
+    }
+
+    /// Prepares change capture for `task` (creating the slot and publication where
+    /// the source needs them, keeping existing ones) and returns the position from
+    /// which changes would be streamed now (`cdc` mode without a checkpoint).
+    fn capture_position(
+        &self,
+        _task: &str,
+        _catalog: &Catalog,
+    ) -> impl Future<Output = Result<Position>> + Send {
+        async move {
+            Err(Error::unsupported(format!(
+                "{} source does not capture changes yet",
+                self.engine()
+            )))
+        }
+    }
+
+    /// Streams the changes committed after `from` to the tables of `catalog` into
+    /// `out`, in commit order, until `out` closes (then returns `Ok`). A change at
+    /// or before `from` is never sent, whatever the upstream resends.
+    ///
+    /// Batches hold one table and one schema version each; the last batch of a
+    /// source transaction carries the transaction's end position (and commit time
+    /// in `source_time`), the others `None`. A transaction of any size goes out in
+    /// bounded batches. When the selected tables are idle the source sends
+    /// [`Batch::marker`]s (keepalives, heartbeats) so the target can checkpoint.
+    /// A schema change of a selected table is an event of
+    /// [`crate::Operation::SchemaChange`] in a batch of the new schema, sent before
+    /// the first row that follows it. Unchanged large values that the source does
+    /// not send (PostgreSQL TOAST) are [`crate::Value::Unchanged`]. A dropped
+    /// connection is a retryable [`crate::ErrorKind::Connection`] error.
     fn stream_changes(
         &self,
-        _from: Option<Position>,
+        _task: &str,
+        _from: Position,
         _catalog: &Catalog,
         _out: BatchSender,
     ) -> impl Future<Output = Result<()>> + Send {
@@ -134,9 +184,20 @@ pub trait Source: Send + Sync {
     }
 
     /// Tells the source that everything up to `durable` is durable at the target, so
-    /// it may release upstream resources (replication slot, binlog retention).
-    fn acknowledge(&self, _durable: &Position) -> impl Future<Output = Result<()>> + Send {
+    /// it may release upstream resources (replication slot, binlog retention). May
+    /// be called while [`Source::stream_changes`] runs, from another task.
+    fn acknowledge(
+        &self,
+        _task: &str,
+        _durable: &Position,
+    ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// Removes what change capture created for `task` upstream (replication slot,
+    /// publication); returns a line per object removed. The default removes nothing.
+    fn cleanup_capture(&self, _task: &str) -> impl Future<Output = Result<Vec<String>>> + Send {
+        async { Ok(Vec::new()) }
     }
 
     /// Engine-specific premigration findings about the selected tables (`catalog`
@@ -157,6 +218,8 @@ pub trait Source: Send + Sync {
 pub trait Sink: Send + Sync {
     /// The writer that loads one partition of one table.
     type Writer: TableWriter;
+    /// The applier of a change stream (CDC).
+    type Applier: ChangeApplier;
 
     /// Engine name.
     fn engine(&self) -> &'static str;
@@ -225,8 +288,13 @@ pub trait Sink: Send + Sync {
         async { Ok(Vec::new()) }
     }
 
-    /// Applies change events in order (CDC). The default refuses.
-    fn apply(&self, _batch: Batch) -> impl Future<Output = Result<()>> + Send {
+    /// Opens the applier that writes `task`'s change stream to `tables` (the
+    /// converted target schemas, already prepared). The default refuses.
+    fn open_applier(
+        &self,
+        _task: &str,
+        _tables: Vec<ApplyTable>,
+    ) -> impl Future<Output = Result<Self::Applier>> + Send {
         async move {
             Err(Error::unsupported(format!(
                 "{} sink does not apply changes yet",
@@ -235,11 +303,67 @@ pub trait Sink: Send + Sync {
         }
     }
 
-    /// Makes everything applied so far durable; returns the source position that is
-    /// now durable at the target, if any.
-    fn flush(&self) -> impl Future<Output = Result<Option<Position>>> + Send {
+    /// The position stored for `task` by its last [`ChangeApplier::commit`] or
+    /// [`Sink::write_checkpoint`], if any.
+    fn read_checkpoint(
+        &self,
+        _task: &str,
+    ) -> impl Future<Output = Result<Option<Position>>> + Send {
         async { Ok(None) }
     }
+
+    /// Stores `position` as `task`'s checkpoint (after a full load, where the
+    /// change stream starts). The default refuses.
+    fn write_checkpoint(
+        &self,
+        _task: &str,
+        _position: &Position,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            Err(Error::unsupported(format!(
+                "{} sink cannot store checkpoints yet",
+                self.engine()
+            )))
+        }
+    }
+
+    /// Removes `task`'s checkpoint; returns whether there was one.
+    fn remove_checkpoint(&self, _task: &str) -> impl Future<Output = Result<bool>> + Send {
+        async { Ok(false) }
+    }
+}
+
+/// One target table a [`ChangeApplier`] writes to.
+#[derive(Debug, Clone)]
+pub struct ApplyTable {
+    /// The converted target schema (as created by the sink).
+    pub schema: Arc<TableSchema>,
+    /// What to do with a value the target cannot hold.
+    pub policy: BadDataPolicy,
+}
+
+/// Applies a change stream to the target in transactions (CDC).
+///
+/// Batches arrive in source commit order with their `schema` set to the converted
+/// target schema (rows in its column order). Updates and deletes find their row by
+/// primary key, taken from `before` when present and from `after` otherwise; a
+/// table without a primary key matches on every column of `before` and changes
+/// one row. [`crate::Value::Unchanged`] columns of an update keep their target
+/// value. A [`crate::Operation::SchemaChange`] event brings the new schema in its
+/// batch: the applier alters the target table to match (added, dropped and
+/// widened columns).
+pub trait ChangeApplier: Send {
+    /// Applies `batch` inside the current target transaction, opening one when
+    /// none is open. One source transaction may span many batches; many source
+    /// transactions may share one target transaction.
+    fn apply(&mut self, batch: Batch) -> impl Future<Output = Result<()>> + Send;
+
+    /// Commits the current target transaction together with the task's checkpoint
+    /// (the last `end_position` applied), in the same transaction; returns that
+    /// position, now durable. The runner calls it only at source transaction
+    /// boundaries. With nothing applied since the last commit it still stores a
+    /// newer position (from markers), or returns `None` when there is none.
+    fn commit(&mut self) -> impl Future<Output = Result<Option<Position>>> + Send;
 }
 
 /// Bulk loader for one partition of one table.
@@ -250,4 +374,19 @@ pub trait TableWriter: Send {
     /// Completes the load durably; returns rows written (`rows`), rows left out by
     /// the bad-data policy (`skipped_rows`) and the bad values met.
     fn finish(self) -> impl Future<Output = Result<LoadReport>> + Send;
+}
+
+/// The [`Sink::Applier`] of a sink that does not apply changes: it cannot be
+/// constructed.
+#[derive(Debug)]
+pub enum NoApplier {}
+
+impl ChangeApplier for NoApplier {
+    async fn apply(&mut self, _batch: Batch) -> Result<()> {
+        match *self {}
+    }
+
+    async fn commit(&mut self) -> Result<Option<Position>> {
+        match *self {}
+    }
 }

@@ -14,9 +14,9 @@
 
 use crate::config::{EndpointConfig, redact_url, url_scheme};
 use ferry_core::{
-    BadDataPolicy, Batch, BatchSender, Catalog, Error, ErrorKind, Finding, LoadReport, Partition,
-    Position, Result, SchemaDdl, Sink, Snapshot, Source, TableFilter, TablePrep, TableSchema,
-    TableWriter,
+    ApplyTable, BadDataPolicy, Batch, BatchSender, Catalog, ChangeApplier, Error, ErrorKind,
+    Finding, LoadReport, Partition, Position, Result, SchemaDdl, Sink, Snapshot, Source,
+    TableFilter, TablePrep, TableSchema, TableWriter,
 };
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -230,6 +230,17 @@ pub enum AnyWriter {
     Mysql(<ferry_mysql::MySqlSink as Sink>::Writer),
 }
 
+/// The change applier of an [`AnySink`].
+#[allow(clippy::large_enum_variant)]
+pub enum AnyApplier {
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(<ferry_postgres::PgSink as Sink>::Applier),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    Mysql(<ferry_mysql::MySqlSink as Sink>::Applier),
+}
+
 impl std::fmt::Debug for AnySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AnySource({})", self.engine())
@@ -425,17 +436,30 @@ impl Source for AnySource {
         dispatch!(AnySource, self, s => s.end_snapshot(snapshot).await)
     }
 
+    async fn begin_capture_snapshot(&self, task: &str, catalog: &Catalog) -> Result<Snapshot> {
+        dispatch!(AnySource, self, s => s.begin_capture_snapshot(task, catalog).await)
+    }
+
+    async fn capture_position(&self, task: &str, catalog: &Catalog) -> Result<Position> {
+        dispatch!(AnySource, self, s => s.capture_position(task, catalog).await)
+    }
+
     async fn stream_changes(
         &self,
-        from: Option<Position>,
+        task: &str,
+        from: Position,
         catalog: &Catalog,
         out: BatchSender,
     ) -> Result<()> {
-        dispatch!(AnySource, self, s => s.stream_changes(from, catalog, out).await)
+        dispatch!(AnySource, self, s => s.stream_changes(task, from, catalog, out).await)
     }
 
-    async fn acknowledge(&self, durable: &Position) -> Result<()> {
-        dispatch!(AnySource, self, s => s.acknowledge(durable).await)
+    async fn acknowledge(&self, task: &str, durable: &Position) -> Result<()> {
+        dispatch!(AnySource, self, s => s.acknowledge(task, durable).await)
+    }
+
+    async fn cleanup_capture(&self, task: &str) -> Result<Vec<String>> {
+        dispatch!(AnySource, self, s => s.cleanup_capture(task).await)
     }
 
     async fn assess(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
@@ -445,6 +469,7 @@ impl Source for AnySource {
 
 impl Sink for AnySink {
     type Writer = AnyWriter;
+    type Applier = AnyApplier;
 
     fn engine(&self) -> &'static str {
         dispatch!(AnySink, self, s => s.engine())
@@ -493,12 +518,37 @@ impl Sink for AnySink {
         dispatch!(AnySink, self, s => s.assess(schemas, prep).await)
     }
 
-    async fn apply(&self, batch: Batch) -> Result<()> {
-        dispatch!(AnySink, self, s => s.apply(batch).await)
+    async fn open_applier(&self, task: &str, tables: Vec<ApplyTable>) -> Result<AnyApplier> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AnySink::Postgres(s) => s.open_applier(task, tables).await.map(AnyApplier::Postgres),
+            #[cfg(feature = "mysql")]
+            AnySink::Mysql(s) => s.open_applier(task, tables).await.map(AnyApplier::Mysql),
+            #[cfg(not(any(feature = "postgres", feature = "mysql")))]
+            _ => unreachable!("no connector is compiled in, so no endpoint exists"),
+        }
     }
 
-    async fn flush(&self) -> Result<Option<Position>> {
-        dispatch!(AnySink, self, s => s.flush().await)
+    async fn read_checkpoint(&self, task: &str) -> Result<Option<Position>> {
+        dispatch!(AnySink, self, s => s.read_checkpoint(task).await)
+    }
+
+    async fn write_checkpoint(&self, task: &str, position: &Position) -> Result<()> {
+        dispatch!(AnySink, self, s => s.write_checkpoint(task, position).await)
+    }
+
+    async fn remove_checkpoint(&self, task: &str) -> Result<bool> {
+        dispatch!(AnySink, self, s => s.remove_checkpoint(task).await)
+    }
+}
+
+impl ChangeApplier for AnyApplier {
+    async fn apply(&mut self, batch: Batch) -> Result<()> {
+        dispatch!(AnyApplier, self, a => a.apply(batch).await)
+    }
+
+    async fn commit(&mut self) -> Result<Option<Position>> {
+        dispatch!(AnyApplier, self, a => a.commit().await)
     }
 }
 

@@ -1002,6 +1002,7 @@ mod tests {
 
     impl Sink for MemSink {
         type Writer = MemWriter;
+        type Applier = ferry_core::NoApplier;
 
         fn engine(&self) -> &'static str {
             "memory"
@@ -1322,6 +1323,7 @@ mod tests {
 
     impl Sink for NarrowingSink {
         type Writer = ferry_core::test_utils::MemoryWriter;
+        type Applier = ferry_core::NoApplier;
 
         fn engine(&self) -> &'static str {
             "memory"

@@ -221,6 +221,7 @@ mod tests {
 
     impl Sink for DdlSink {
         type Writer = <MemorySink as Sink>::Writer;
+        type Applier = ferry_core::NoApplier;
         fn engine(&self) -> &'static str {
             "memory"
         }

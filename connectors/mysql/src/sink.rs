@@ -214,6 +214,7 @@ impl MySqlSink {
 
 impl Sink for MySqlSink {
     type Writer = MySqlTableWriter;
+    type Applier = ferry_core::NoApplier;
 
     fn engine(&self) -> &'static str {
         self.server.flavor.engine()

@@ -144,6 +144,7 @@ impl PgSink {
 
 impl Sink for PgSink {
     type Writer = PgTableWriter;
+    type Applier = ferry_core::NoApplier;
 
     fn engine(&self) -> &'static str {
         "postgres"

@@ -416,6 +416,7 @@ pub struct MemoryWriter {
 
 impl Sink for MemorySink {
     type Writer = MemoryWriter;
+    type Applier = crate::NoApplier;
 
     fn engine(&self) -> &'static str {
         MEMORY_ENGINE

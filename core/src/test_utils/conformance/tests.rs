@@ -145,6 +145,7 @@ fn mangle(fault: Fault, value: &mut Value) {
 
 impl Sink for FaultySink {
     type Writer = FaultyWriter;
+    type Applier = crate::NoApplier;
 
     fn engine(&self) -> &'static str {
         "faulty"
@@ -396,6 +397,7 @@ async fn a_step_that_hangs_times_out() {
     struct Hangs(MemorySink);
     impl Sink for Hangs {
         type Writer = MemoryWriter;
+        type Applier = crate::NoApplier;
         fn engine(&self) -> &'static str {
             "hangs"
         }
