@@ -72,6 +72,11 @@ impl BatchReceiver {
     pub async fn recv(&mut self) -> Option<Batch> {
         self.rx.recv().await.map(|(batch, _permit)| batch)
     }
+
+    /// Whether no batch is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
 }
 
 #[cfg(test)]

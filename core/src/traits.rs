@@ -183,6 +183,12 @@ pub trait Source: Send + Sync {
         }
     }
 
+    /// `position` as people know it (PostgreSQL `0/16B3748`, MySQL
+    /// `binlog.000003:1234`), for status and logs. The default shows its hex.
+    fn describe_position(&self, position: &Position) -> String {
+        position.to_hex()
+    }
+
     /// Tells the source that everything up to `durable` is durable at the target, so
     /// it may release upstream resources (replication slot, binlog retention). May
     /// be called while [`Source::stream_changes`] runs, from another task.

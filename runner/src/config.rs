@@ -31,6 +31,8 @@ use toml::de::{DeTable, DeValue};
 
 /// Default number of concurrent snapshot partitions.
 pub const DEFAULT_PARALLELISM: usize = 4;
+/// Longest task name.
+pub const MAX_TASK_NAME: usize = 40;
 
 /// Where in the task file something is: file, line (1-based) and dotted key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +171,9 @@ pub struct TaskConfig {
     /// Values of environment variables interpolated into `[source]` / `[target]`.
     #[serde(skip)]
     env_secrets: Vec<SecretString>,
+    /// The task file this was read from.
+    #[serde(skip)]
+    file: PathBuf,
 }
 
 /// `[source]` or `[target]`.
@@ -239,6 +244,45 @@ pub struct TaskSettings {
     /// without wildcards must name a selected table.
     #[serde(default)]
     pub bad_data_tables: BTreeMap<String, BadDataPolicy>,
+    /// The task's name (letters, digits, `_`, `-`; at most 40): names its
+    /// replication slot and publication (`ferry_<name>`) and its checkpoint row in
+    /// the target. Default: the task file's name without extension. Two tasks
+    /// reading one source must have different names.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What a change-data-capture task does when a selected source table changes
+    /// shape (ADD/DROP COLUMN, type change): `apply` (default: alter the target
+    /// table the same way and go on) | `stop` (stop the task, naming the table and
+    /// the change, before applying anything after it).
+    #[serde(default)]
+    pub ddl_policy: DdlPolicy,
+    /// CDC: a target transaction is committed (with the checkpoint) once it holds
+    /// this many changes, at the next source transaction boundary (default 10000).
+    #[serde(default = "default_commit_rows")]
+    pub commit_rows: usize,
+    /// CDC: ... or once its first change is this many milliseconds old (default
+    /// 200), so lag stays low under a light load.
+    #[serde(default = "default_commit_delay_ms")]
+    pub commit_delay_ms: u64,
+}
+
+/// What CDC does on a source schema change (`[task] ddl-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DdlPolicy {
+    /// Alter the target table the same way and go on.
+    #[default]
+    Apply,
+    /// Stop the task with a message naming the table and the change.
+    Stop,
+}
+
+fn default_commit_rows() -> usize {
+    10_000
+}
+
+fn default_commit_delay_ms() -> u64 {
+    200
 }
 
 impl Default for TaskSettings {
@@ -252,6 +296,10 @@ impl Default for TaskSettings {
             state_dir: None,
             bad_data: BadDataPolicy::default(),
             bad_data_tables: BTreeMap::new(),
+            name: None,
+            ddl_policy: DdlPolicy::default(),
+            commit_rows: default_commit_rows(),
+            commit_delay_ms: default_commit_delay_ms(),
         }
     }
 }
@@ -292,8 +340,48 @@ impl TaskConfig {
         let mut config = TaskConfig::deserialize(toml::de::Deserializer::from(root))
             .map_err(|e| doc.invalid(&keys, e))?;
         config.env_secrets = env_secrets.into_iter().map(SecretString::from).collect();
+        config.file = file.to_path_buf();
         config.validate(&doc, &keys)?;
         Ok(config)
+    }
+
+    /// The task's name: `[task] name`, else the task file's name without extension
+    /// (characters other than letters, digits, `_` and `-` become `_`).
+    pub fn task_name(&self) -> String {
+        if let Some(name) = &self.task.name {
+            return name.clone();
+        }
+        let stem = self
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(MAX_TASK_NAME)
+            .collect();
+        if name.is_empty() { "task".into() } else { name }
+    }
+
+    /// Where the task keeps its state: `[task] state-dir`, else `.ferry/<name>`
+    /// next to the task file.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.task.state_dir {
+            return dir.clone();
+        }
+        let base = self
+            .file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        base.join(".ferry").join(self.task_name())
     }
 
     fn validate(&self, doc: &Doc<'_>, keys: &[KeyEntry]) -> Result<(), ConfigError> {
@@ -329,6 +417,27 @@ impl TaskConfig {
                     message: e.message().to_string(),
                 });
             }
+        }
+        if let Some(name) = &self.task.name {
+            let valid = !name.is_empty()
+                && name.len() <= MAX_TASK_NAME
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    at: doc.at_key(keys, "task.name"),
+                    message: format!(
+                        "name must be 1 to {MAX_TASK_NAME} letters, digits, `_` or `-`"
+                    ),
+                });
+            }
+        }
+        if self.task.commit_rows == 0 {
+            return Err(ConfigError::Invalid {
+                at: doc.at_key(keys, "task.commit-rows"),
+                message: "commit-rows must be at least 1".into(),
+            });
         }
         if self.task.parallelism == 0 {
             return Err(ConfigError::Invalid {

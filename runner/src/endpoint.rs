@@ -458,6 +458,10 @@ impl Source for AnySource {
         dispatch!(AnySource, self, s => s.acknowledge(task, durable).await)
     }
 
+    fn describe_position(&self, position: &Position) -> String {
+        dispatch!(AnySource, self, s => s.describe_position(position))
+    }
+
     async fn cleanup_capture(&self, task: &str) -> Result<Vec<String>> {
         dispatch!(AnySource, self, s => s.cleanup_capture(task).await)
     }

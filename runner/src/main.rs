@@ -35,6 +35,28 @@ enum Command {
     /// that will not migrate cleanly, per table and column, and a verdict. Exit 0
     /// for ready and ready-with-warnings, 2 for blocked.
     Assess(AssessArgs),
+    /// Show a task's state (running or last run): per-table phase and counts,
+    /// source position, lag. Reads `<state-dir>/status.json`. Exit 0 while the
+    /// task runs or stopped cleanly, 3 when it is not running, 1 when it failed.
+    Status(StatusArgs),
+    /// Remove what change capture created for the task: the replication slot and
+    /// publication at the source (PostgreSQL) and the checkpoint at the target.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The task file (TOML).
+    task_file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct CleanupArgs {
+    /// The task file (TOML).
+    task_file: PathBuf,
 }
 
 /// Output format of `schema` and `assess`.
@@ -77,6 +99,10 @@ struct RunArgs {
     /// Show no progress bars or periodic progress lines.
     #[arg(long)]
     no_progress: bool,
+    /// cdc / full-load-and-cdc: stop cleanly (exit 0) once the target has caught up
+    /// with the source, for a cutover.
+    #[arg(long)]
+    stop_at_lag_zero: bool,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +125,8 @@ fn run(cli: Cli, scrubber: &Scrubber) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_task(args, scrubber).map(|()| ExitCode::SUCCESS),
         Command::Schema(args) => schema(args, scrubber),
         Command::Assess(args) => assess(args, scrubber),
+        Command::Status(args) => status(args, scrubber),
+        Command::Cleanup(args) => cleanup(args, scrubber),
     }
 }
 
@@ -161,20 +189,72 @@ fn run_task(args: RunArgs, scrubber: &Scrubber) -> anyhow::Result<()> {
 
     let config = load_task(&args.task_file, scrubber)?;
     let runtime = runtime()?;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let control = ferry::RunControl {
+        stop_at_lag_zero: args.stop_at_lag_zero,
+        shutdown,
+        streaming: Default::default(),
+    };
+    let streaming = std::sync::Arc::clone(&control.streaming);
     let result = runtime.block_on(async {
-        tokio::select! {
-            result = ferry::run_task(&config, &progress) => {
-                result.map_err(|e| anyhow::anyhow!("{}", e.full_message()))
+        let run = ferry::run_task_with(&config, &progress, control);
+        tokio::pin!(run);
+        let signal = tokio::select! {
+            result = &mut run => {
+                return result.map_err(|e| anyhow::anyhow!("{}", e.full_message()));
             }
-            signal = shutdown_signal() => Err(anyhow::anyhow!(
-                "interrupted by {signal}; the task did not finish"
-            )),
+            signal = shutdown_signal() => signal,
+        };
+        if !streaming.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("interrupted by {signal}; the task did not finish");
+        }
+        // A change stream stops cleanly: commit up to the last source transaction.
+        tracing::info!(signal, "stopping the change stream");
+        let _ = stop.send(true);
+        match tokio::time::timeout(std::time::Duration::from_secs(30), &mut run).await {
+            Ok(result) => result.map_err(|e| anyhow::anyhow!("{}", e.full_message())),
+            Err(_) => anyhow::bail!("interrupted by {signal}; the change stream did not stop within 30 s"),
         }
     });
     progress.finish();
     let summary = result?;
     print!("{}", ferry::render_summary(&summary));
     Ok(())
+}
+
+fn status(args: StatusArgs, scrubber: &Scrubber) -> anyhow::Result<ExitCode> {
+    let config = load_task(&args.task_file, scrubber)?;
+    let status = ferry::status::read_status(&config.state_dir())
+        .map_err(|e| anyhow::anyhow!("{}", e.full_message()))?;
+    let running = ferry::status::is_running(&status);
+    match args.format {
+        Format::Text => print!("{}", ferry::status::render_status(&status, running)),
+        Format::Json => {
+            let mut value = serde_json::to_value(&status)?;
+            value["running"] = serde_json::Value::Bool(running);
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+    }
+    Ok(match (running, status.phase.as_str()) {
+        (true, _) | (false, "stopped") => ExitCode::SUCCESS,
+        (false, "failed") => ExitCode::FAILURE,
+        _ => ExitCode::from(3),
+    })
+}
+
+fn cleanup(args: CleanupArgs, scrubber: &Scrubber) -> anyhow::Result<ExitCode> {
+    ferry::progress::init_logging(LogFormat::Text, None, scrubber.clone());
+    let config = load_task(&args.task_file, scrubber)?;
+    let removed = runtime()?
+        .block_on(ferry::cleanup_task(&config))
+        .map_err(|e| anyhow::anyhow!("{}", e.full_message()))?;
+    if removed.is_empty() {
+        println!("nothing to remove for task {}", config.task_name());
+    }
+    for line in removed {
+        println!("removed {line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for Ctrl-C or SIGTERM and names it.

@@ -5,7 +5,7 @@ use crate::config::TaskSettings;
 use crate::progress::{Progress, TableProgress};
 use ferry_core::filter::wildcard_match;
 use ferry_core::{
-    BadDataPolicy, BadRow, Error, ErrorKind, Finding, FindingLevel, LoadReport, Partition, Result,
+    BadDataPolicy, BadRow, Catalog, Position, Error, ErrorKind, Finding, FindingLevel, LoadReport, Partition, Result,
     Sink, Snapshot, Source, TableFilter, TableId, TablePrep, TableSchema, TableWriter,
     batch_channel, finding_code,
 };
@@ -38,6 +38,10 @@ pub struct Plan {
     pub bad_data_tables: Vec<(String, BadDataPolicy)>,
     /// Where `bad-rows.jsonl` is written, if anywhere.
     pub state_dir: Option<PathBuf>,
+    /// The task whose change stream continues from this load (full-load-and-cdc):
+    /// the snapshot is then opened with [`Source::begin_capture_snapshot`] and its
+    /// position returned in [`Summary::snapshot_position`].
+    pub capture_task: Option<String>,
 }
 
 impl Plan {
@@ -55,6 +59,7 @@ impl Plan {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             state_dir: settings.state_dir.clone(),
+            capture_task: None,
         }
     }
 
@@ -167,6 +172,11 @@ pub struct Summary {
     /// [`Summary::total_bad_rows`] was only counted (at most
     /// [`ferry_core::policy::MAX_BAD_ROWS`] are kept per partition).
     pub bad_rows_recorded: u64,
+    /// The source position the loaded snapshot corresponds to, where the source
+    /// knows it (always set for a [`Plan::capture_task`] load).
+    pub snapshot_position: Option<Position>,
+    /// The change stream's outcome (cdc and full-load-and-cdc).
+    pub cdc: Option<crate::cdc::CdcSummary>,
 }
 
 impl Summary {
@@ -470,12 +480,23 @@ where
             .map_err(|e| e.context(format!("preparing target table {}", run.target.id)))?;
     }
 
-    let snapshot = Arc::new(
-        source
+    let snapshot = match &plan.capture_task {
+        Some(task) => {
+            let catalog = Catalog {
+                tables: runs.iter().map(|r| TableSchema::clone(&r.source)).collect(),
+            };
+            source
+                .begin_capture_snapshot(task, &catalog)
+                .await
+                .map_err(|e| e.context("beginning the source snapshot for change capture"))?
+        }
+        None => source
             .begin_snapshot()
             .await
             .map_err(|e| e.context("beginning the source snapshot"))?,
-    );
+    };
+    summary.snapshot_position = snapshot.position.clone();
+    let snapshot = Arc::new(snapshot);
     let mut snapshot_open = true;
     let result = copy_all(
         &source,

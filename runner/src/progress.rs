@@ -7,6 +7,7 @@
 
 use crate::pipeline::{Summary, rate};
 use crate::scrub::Scrubber;
+use crate::status::StatusBoard;
 use ferry_core::TableId;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
@@ -144,6 +145,53 @@ impl Progress {
             let active = Arc::clone(&self.active);
             *ticker = Some(handle.spawn(tick(active, interval)).abort_handle());
         }
+    }
+
+    /// Shows the change stream's state from `board` (position, lag, changes
+    /// applied): one live line on a terminal, a log line per interval otherwise.
+    /// Runs until the returned handle is aborted.
+    pub fn follow_cdc(&self, board: StatusBoard) -> Option<AbortHandle> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let bar = self.multi.as_ref().map(|multi| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let interval = match self.mode {
+            ProgressMode::Bars => Duration::from_secs(1),
+            ProgressMode::Log(interval) => interval,
+            ProgressMode::Off => return None,
+        };
+        Some(
+            handle
+                .spawn(async move {
+                    let mut tick = tokio::time::interval(interval);
+                    let mut last = (Instant::now(), 0u64);
+                    loop {
+                        tick.tick().await;
+                        let s = board.snapshot();
+                        let secs = last.0.elapsed().as_secs_f64().max(0.001);
+                        let per_sec = (s.changes_applied.saturating_sub(last.1)) as f64 / secs;
+                        last = (Instant::now(), s.changes_applied);
+                        let lag = s.lag_seconds.map_or("-".to_string(), |l| format!("{l:.1} s"));
+                        let position = s.position_text.clone().unwrap_or_else(|| "-".into());
+                        match &bar {
+                            Some(bar) => bar.set_message(format!(
+                                "CDC at {position}  lag {lag}  {} changes applied ({per_sec:.0}/s)",
+                                s.changes_applied
+                            )),
+                            None => tracing::info!(
+                                position = %position,
+                                lag = %lag,
+                                changes = s.changes_applied,
+                                per_sec = per_sec.round(),
+                                "cdc progress"
+                            ),
+                        }
+                    }
+                })
+                .abort_handle(),
+        )
     }
 
     /// Stops the periodic output and removes any bars left.
@@ -389,6 +437,22 @@ pub fn render_summary(summary: &Summary) -> String {
         }
     }
     render_bad_data(summary, &mut out);
+    if let Some(cdc) = &summary.cdc {
+        let end = match cdc.end {
+            crate::cdc::CdcEnd::CaughtUp => "caught up with the source",
+            crate::cdc::CdcEnd::Shutdown => "stopped on request",
+            crate::cdc::CdcEnd::SourceEnded => "the source ended the stream",
+        };
+        let _ = writeln!(
+            out,
+            "
+change capture: {end}; {} changes applied in {} target transactions, {} reconnects; checkpoint {}",
+            cdc.changes,
+            cdc.commits,
+            cdc.reconnects,
+            cdc.position.as_ref().map_or("-".to_string(), |p| p.to_hex())
+        );
+    }
     out
 }
 
