@@ -23,7 +23,7 @@ use tokio::sync::watch;
 /// Batches buffered between the change stream and the applier.
 const STREAM_BATCHES: usize = 64;
 /// Bytes buffered between the change stream and the applier.
-const STREAM_BYTES: usize = 64 * 1024 * 1024;
+const STREAM_BYTES: usize = 32 * 1024 * 1024;
 /// Longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Consecutive failed attempts (without any commit in between) before giving up.
@@ -413,6 +413,26 @@ fn describe_change(old: &TableSchema, new: &TableSchema) -> String {
     }
 }
 
+/// Environment variable of the crash tests: `after-commit:N` aborts the process
+/// right after its N-th target commit, before the source hears of it.
+pub const FAILPOINT_ENV: &str = "FERRY_FAILPOINT";
+
+/// Aborts the process (as `kill -9` would end it) when [`FAILPOINT_ENV`] asks
+/// for it at this commit.
+fn crash_failpoint(commits: u64) {
+    let Ok(spec) = std::env::var(FAILPOINT_ENV) else {
+        return;
+    };
+    if spec
+        .strip_prefix("after-commit:")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        == Some(commits)
+    {
+        eprintln!("ferry: failpoint {spec}: aborting between the target commit and the source acknowledgement");
+        std::process::abort();
+    }
+}
+
 async fn commit<S: Source, A: ChangeApplier>(
     applier: &mut A,
     source: &S,
@@ -423,6 +443,7 @@ async fn commit<S: Source, A: ChangeApplier>(
 ) -> Result<()> {
     let durable = applier.commit().await?;
     summary.commits += 1;
+    crash_failpoint(summary.commits);
     let changes = pending.changes;
     let caught_up = pending.caught_up;
     let source_time = pending.source_time;

@@ -265,15 +265,7 @@ pub async fn cleanup_task(config: &TaskConfig) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::ErrorKind;
     use std::path::Path;
-
-    fn config(task: &str) -> TaskConfig {
-        let text = format!(
-            "[source]\nurl = \"postgres://u:pw@127.0.0.1:1/db\"\n[target]\nurl = \"mysql://u:pw@h/db\"\n{task}"
-        );
-        TaskConfig::parse(&text, Path::new("t.toml"), |_| None).expect("valid config")
-    }
 
     #[tokio::test]
     async fn unbuilt_connector_is_reported_without_password() {

@@ -556,6 +556,8 @@ mod tests {
                     bad_rows: vec![],
                 },
             ],
+            snapshot_position: None,
+            cdc: None,
             findings: vec![
                 Finding::new(
                     FindingLevel::Warning,

@@ -271,6 +271,53 @@ pub fn running_postgres() -> Result<Option<PgService>, KitError> {
     layout.running_instance()
 }
 
+/// A PostgreSQL instance of its own, for a test that stops and starts the server
+/// (the shared one must stay up for the other tests). Stopped and removed on drop.
+pub struct PrivatePg {
+    layout: PgLayout,
+    /// The running server.
+    pub service: PgService,
+    port: u16,
+}
+
+/// Starts a private PostgreSQL instance named `name` under the kit directory
+/// (same settings as the shared one), replacing a leftover of the same name.
+pub fn private_postgres(name: &str) -> Result<PrivatePg, KitError> {
+    let base = kit_dir()?;
+    let layout = PgLayout::for_dir(base.join(name), base.join(format!("{name}.lock")))?;
+    check_pg_binaries(&layout.bin, true)?;
+    let _lock = lock_file(&layout.lock)?;
+    layout.stop_and_remove()?;
+    let service = layout.start()?;
+    let port = service.port;
+    Ok(PrivatePg {
+        layout,
+        service,
+        port,
+    })
+}
+
+impl PrivatePg {
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are disconnected).
+    pub fn stop(&self) -> Result<(), KitError> {
+        self.layout.pg_ctl_stop("fast")
+    }
+
+    /// Starts the stopped server again on the same port.
+    pub fn start(&self) -> Result<(), KitError> {
+        self.layout.pg_ctl_start(self.port)?;
+        self.service.psql("postgres", "SELECT 1").map(|_| ())
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        if let Ok(_lock) = lock_file(&self.layout.lock) {
+            let _ = self.layout.stop_and_remove();
+        }
+    }
+}
+
 /// Stops every kit-managed service of this workspace (PostgreSQL and MariaDB) and
 /// removes its directory (`cargo xtask services down`); the lock files and the
 /// cached MariaDB template data directory in the kit directory stay. Does nothing

@@ -88,6 +88,8 @@
 //! `mysql://user@host:port/db`.
 
 mod assess;
+mod binlog;
+mod capture;
 mod catalog;
 pub mod codec;
 mod connect;

@@ -9,8 +9,8 @@ use ferry_core::TableCache;
 use ferry_core::policy::{Action, BadDataRecorder, fail_error, row_key};
 use ferry_core::{
     BadDataPolicy, Batch, BatchSender, Catalog, ChangeEvent, DataType, Error, ErrorKind, Finding,
-    LoadReport, Partition, PartitionRange, Result, Snapshot, Source, TableFilter, TableId,
-    TableSchema, Value,
+    LoadReport, Partition, PartitionRange, Position, Result, Snapshot, Source, TableFilter,
+    TableId, TableSchema, Value,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params};
@@ -660,6 +660,74 @@ impl Source for MySqlSource {
             }
         }
         Ok(())
+    }
+
+    async fn begin_capture_snapshot(&self, task: &str, catalog: &Catalog) -> Result<Snapshot> {
+        let mut conn = self.target.connect().await?;
+        crate::capture::check_settings(&self.target, &mut conn).await?;
+        let _ = conn.disconnect().await;
+        // The lock fallback (LOCK TABLES) and the stream need the tables discovered.
+        for table in &catalog.tables {
+            self.table(&table.id).await?;
+        }
+        let snapshot = self.begin_snapshot().await?;
+        if snapshot.position.is_none() {
+            self.end_snapshot(snapshot).await?;
+            return Err(Error::config(format!(
+                "task {task}: {} reports no binlog position for the snapshot: turn on the binary \
+                 log (log_bin, binlog_format=ROW) and grant REPLICATION CLIENT (MariaDB: BINLOG \
+                 MONITOR) to Ferry's user",
+                self.target.display
+            )));
+        }
+        tracing::info!(
+            task,
+            position = %snapshot.position.as_ref().map(crate::capture::describe).unwrap_or_default(),
+            "capture snapshot taken"
+        );
+        Ok(snapshot)
+    }
+
+    async fn capture_position(&self, _task: &str, _catalog: &Catalog) -> Result<Position> {
+        let mut conn = self.target.connect().await?;
+        crate::capture::check_settings(&self.target, &mut conn).await?;
+        let position =
+            crate::capture::current_position(&self.target, &mut conn, self.server.flavor).await?;
+        let _ = conn.disconnect().await;
+        Ok(position.encode())
+    }
+
+    async fn stream_changes(
+        &self,
+        task: &str,
+        from: Position,
+        catalog: &Catalog,
+        out: BatchSender,
+    ) -> Result<()> {
+        let ctx = crate::capture::Ctx {
+            target: &self.target,
+            flavor: self.server.flavor,
+            options: self.discover_options(),
+            tables: &self.tables,
+        };
+        crate::capture::stream_changes(&ctx, task, from, catalog, out).await
+    }
+
+    fn describe_position(&self, position: &Position) -> String {
+        crate::capture::describe(position)
+    }
+
+    /// Nothing to release: the server keeps binlog files by time or size
+    /// (`binlog_expire_logs_seconds`, `max_binlog_total_size`), not by replica
+    /// progress, so keep them longer than a task may be stopped.
+    async fn acknowledge(&self, _task: &str, _durable: &Position) -> Result<()> {
+        Ok(())
+    }
+
+    /// Change capture creates nothing on the server (the dump is a plain replica
+    /// connection), so nothing is removed.
+    async fn cleanup_capture(&self, _task: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 
     async fn assess(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
