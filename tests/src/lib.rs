@@ -743,6 +743,7 @@ impl PgLayout {
              wal_level = logical\n\
              max_replication_slots = 32\n\
              max_wal_senders = 32\n\
+             track_commit_timestamp = on\n\
              fsync = off\n\
              synchronous_commit = on\n\
              full_page_writes = off\n\

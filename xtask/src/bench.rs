@@ -33,6 +33,8 @@ use ferry_tests::PgService;
 use crate::Result;
 use crate::common::{self, TaskUrls, quote_ident, quote_literal, thousands};
 
+#[path = "bench_cdc.rs"]
+mod cdc;
 #[path = "bench_mysql.rs"]
 mod mysql;
 
@@ -87,6 +89,8 @@ enum Section {
     Pg,
     /// MySQL (the kit's MariaDB) → PostgreSQL.
     Mysql,
+    /// PostgreSQL → PostgreSQL change capture under write load.
+    Cdc,
 }
 
 impl Section {
@@ -95,12 +99,13 @@ impl Section {
         match self {
             Section::Pg => "report-pg.md",
             Section::Mysql => "report-mysql.md",
+            Section::Cdc => "report-cdc.md",
         }
     }
 }
 
 /// Every section, in report order.
-const SECTIONS: [Section; 2] = [Section::Pg, Section::Mysql];
+const SECTIONS: [Section; 3] = [Section::Pg, Section::Mysql, Section::Cdc];
 
 /// The benchmark's settings, from the environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,9 +149,10 @@ impl Config {
                 None | Some("" | "all") => None,
                 Some("pg" | "postgres" | "postgresql") => Some(Section::Pg),
                 Some("mysql" | "mariadb") => Some(Section::Mysql),
+                Some("cdc") => Some(Section::Cdc),
                 Some(other) => {
                     return Err(format!(
-                        "FERRY_BENCH_ONLY must be `pg` or `mysql` (or unset for both), \
+                        "FERRY_BENCH_ONLY must be `pg`, `mysql` or `cdc` (or unset for all), \
                          not {other:?}"
                     )
                     .into());
@@ -374,7 +380,7 @@ struct SectionReport {
 pub fn bench() -> Result<ExitCode> {
     let started = Instant::now();
     let config = Config::from_env()?;
-    if config.runs(Section::Pg) {
+    if config.runs(Section::Pg) || config.runs(Section::Cdc) {
         crate::ensure_prerequisites(&["psql", "pg_dump", "pg_restore", "pgbench"])?;
     } else {
         crate::ensure_prerequisites(&["psql"])?;
@@ -414,6 +420,7 @@ pub fn bench() -> Result<ExitCode> {
                         .as_ref()
                         .map_or_else(String::new, |m| m.redacted_url(""))
                 ),
+                Section::Cdc => format!("CDC PostgreSQL → PostgreSQL (on {})", pg.redacted_url("")),
             })
             .collect::<Vec<_>>()
             .join("; ")
@@ -449,6 +456,11 @@ pub fn bench() -> Result<ExitCode> {
             out_dir: &out_dir,
         };
         reports.push(mysql::section(&env, &config)?);
+    }
+    if config.runs(Section::Cdc) {
+        println!("\n=== CDC PostgreSQL → PostgreSQL");
+        let info = run_info(&pg, &root, &config, Vec::new())?;
+        reports.push(cdc::section(&pg, &ferry, &out_dir, info)?);
     }
 
     for report in &reports {
@@ -513,18 +525,14 @@ fn join_report(sections: &[String]) -> String {
     s
 }
 
-/// The PostgreSQL → PostgreSQL section: every method, `config.runs` rounds.
-fn pg_section(
+/// What the report says about the machine and the run, read now.
+fn run_info(
     pg: &PgService,
-    ferry: &Path,
     root: &Path,
-    out_dir: &Path,
     config: &Config,
-) -> Result<SectionReport> {
-    let tables = common::public_tables(pg, SOURCE_DB)?;
-    let counts = common::row_counts(pg, SOURCE_DB, &tables)?;
-    let source_shape = shape(pg, SOURCE_DB)?;
-    let info = RunInfo {
+    tables: Vec<(String, u64)>,
+) -> Result<RunInfo> {
+    Ok(RunInfo {
         date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: cpu_model(),
@@ -536,8 +544,27 @@ fn pg_section(
         scale: config.scale,
         parallelism: config.parallelism,
         runs: config.runs,
-        tables: tables.iter().cloned().zip(counts.iter().copied()).collect(),
-    };
+        tables,
+    })
+}
+
+/// The PostgreSQL → PostgreSQL section: every method, `config.runs` rounds.
+fn pg_section(
+    pg: &PgService,
+    ferry: &Path,
+    root: &Path,
+    out_dir: &Path,
+    config: &Config,
+) -> Result<SectionReport> {
+    let tables = common::public_tables(pg, SOURCE_DB)?;
+    let counts = common::row_counts(pg, SOURCE_DB, &tables)?;
+    let source_shape = shape(pg, SOURCE_DB)?;
+    let info = run_info(
+        pg,
+        root,
+        config,
+        tables.iter().cloned().zip(counts.iter().copied()).collect(),
+    )?;
 
     let ctx = Ctx {
         pg,
