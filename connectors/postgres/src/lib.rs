@@ -5,6 +5,7 @@
 //! workers reading one exported snapshot. The sink creates tables, loads them with
 //! binary `COPY ... FROM STDIN` and builds keys and indexes after the load.
 
+mod apply;
 mod assess;
 mod bad_data;
 mod catalog;
@@ -17,6 +18,7 @@ mod options;
 mod sink;
 mod source;
 
+pub use apply::PgApplier;
 pub use ddl::schema_ddl;
 pub use options::{EnumAs, SinkOptions};
 pub use sink::{PgSink, PgTableWriter};

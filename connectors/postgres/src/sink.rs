@@ -144,10 +144,30 @@ impl PgSink {
 
 impl Sink for PgSink {
     type Writer = PgTableWriter;
-    type Applier = ferry_core::NoApplier;
+    type Applier = crate::apply::PgApplier;
 
     fn engine(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn open_applier(
+        &self,
+        task: &str,
+        tables: Vec<ferry_core::ApplyTable>,
+    ) -> Result<crate::apply::PgApplier> {
+        crate::apply::PgApplier::open(&self.target, task, tables).await
+    }
+
+    async fn read_checkpoint(&self, task: &str) -> Result<Option<ferry_core::Position>> {
+        crate::apply::read_checkpoint(&self.target, task).await
+    }
+
+    async fn write_checkpoint(&self, task: &str, position: &ferry_core::Position) -> Result<()> {
+        crate::apply::write_checkpoint(&self.target, task, position).await
+    }
+
+    async fn remove_checkpoint(&self, task: &str) -> Result<bool> {
+        crate::apply::remove_checkpoint(&self.target, task).await
     }
 
     fn convert_schema(
