@@ -100,7 +100,8 @@ enum Check {
     },
 }
 
-type Pending = Pin<Box<dyn Future<Output = std::result::Result<u64, tokio_postgres::Error>> + Send>>;
+type Pending =
+    Pin<Box<dyn Future<Output = std::result::Result<u64, tokio_postgres::Error>> + Send>>;
 
 /// A statement sent and not yet checked.
 struct InFlight {
@@ -146,7 +147,12 @@ impl PgApplier {
         client
             .batch_execute(CREATE_CHECKPOINT_TABLE)
             .await
-            .map_err(|e| target.error(e, "cannot create the checkpoint table public.ferry_checkpoints"))?;
+            .map_err(|e| {
+                target.error(
+                    e,
+                    "cannot create the checkpoint table public.ferry_checkpoints",
+                )
+            })?;
         let mut applier = PgApplier {
             target: target.clone(),
             client: Arc::new(client),
@@ -245,11 +251,14 @@ impl PgApplier {
                 && rows != 1
             {
                 self.in_flight.clear();
-                return Err(Error::new(ferry_core::ErrorKind::Target, format!(
-                    "{what} of {table} row {key} found {rows} rows at the target {} (expected \
+                return Err(Error::new(
+                    ferry_core::ErrorKind::Target,
+                    format!(
+                        "{what} of {table} row {key} found {rows} rows at the target {} (expected \
                      exactly 1): the target table does not hold what the source had",
-                    self.target.display
-                )));
+                        self.target.display
+                    ),
+                ));
             }
         }
         Ok(())
@@ -271,11 +280,10 @@ impl PgApplier {
             .get(&shape.table)
             .ok_or_else(|| Error::internal(format!("no applier table {}", shape.table)))?;
         let sql = statement_sql(&table.schema, shape);
-        let prepared = self
-            .client
-            .prepare(&sql)
-            .await
-            .map_err(|e| self.target.error(e, &format!("preparing a statement for {}", shape.table)))?;
+        let prepared = self.client.prepare(&sql).await.map_err(|e| {
+            self.target
+                .error(e, &format!("preparing a statement for {}", shape.table))
+        })?;
         self.statements.insert(shape.clone(), prepared.clone());
         Ok(prepared)
     }
@@ -310,7 +318,10 @@ impl PgApplier {
         let problem =
             bad_data::diagnose(ty, value).unwrap_or(ValueProblem::Other(error.to_string()));
         let schema = Arc::clone(&table.schema);
-        match table.bad.handle(column, || row_key(&schema, row), &problem)? {
+        match table
+            .bad
+            .handle(column, || row_key(&schema, row), &problem)?
+        {
             Action::Null => Ok(Some(Param(None))),
             Action::Clamp => match bad_data::clamp(ty, value) {
                 Some(fixed) => {
@@ -411,18 +422,23 @@ impl PgApplier {
             (Some(b), _) => b,
             (None, Kind::Update) if !table.key.is_empty() => &after,
             (None, _) => {
-                return Err(Error::new(ferry_core::ErrorKind::Source, format!(
-                    "{}: a {kind:?} without the row's old values arrived for a table without \
+                return Err(Error::new(
+                    ferry_core::ErrorKind::Source,
+                    format!(
+                        "{}: a {kind:?} without the row's old values arrived for a table without \
                      a primary key; set REPLICA IDENTITY FULL on the source table",
-                    table.context
-                )));
+                        table.context
+                    ),
+                ));
             }
         };
         let matched: Vec<bool> = if table.key.is_empty() {
             (0..columns)
                 .map(|i| {
                     comparable(&table.schema.columns[i].data_type)
-                        && identity.get(i).is_some_and(|v| !matches!(v, Value::Unchanged))
+                        && identity
+                            .get(i)
+                            .is_some_and(|v| !matches!(v, Value::Unchanged))
                 })
                 .collect()
         } else {
@@ -466,7 +482,11 @@ impl PgApplier {
         let statement = self.statement(&shape).await?;
         let client = Arc::clone(&self.client);
         let result: Pending = Box::pin(async move { client.execute_raw(&statement, params).await });
-        let what = if kind == Kind::Update { "update" } else { "delete" };
+        let what = if kind == Kind::Update {
+            "update"
+        } else {
+            "delete"
+        };
         self.push(
             result,
             Check::OneRow {
@@ -502,7 +522,10 @@ impl PgApplier {
                     "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {}",
                     ddl::column_definition(column)
                 )),
-                Some(was) if was.data_type != column.data_type || was.source_type != column.source_type => {
+                Some(was)
+                    if was.data_type != column.data_type
+                        || was.source_type != column.source_type =>
+                {
                     let name = quote_ident(&column.name);
                     statements.push(format!(
                         "ALTER TABLE {table} ALTER COLUMN {name} TYPE {ty} USING {name}::{ty}",
@@ -515,7 +538,10 @@ impl PgApplier {
         self.begin_if_needed().await;
         for sql in statements {
             tracing::info!(table = %new.id, statement = %sql, "applying a source schema change");
-            self.push_simple(sql, format!("altering {} to the source's new shape", new.id).into());
+            self.push_simple(
+                sql,
+                format!("altering {} to the source's new shape", new.id).into(),
+            );
         }
         self.settle(0).await?;
         self.load_table(new, policy).await
@@ -539,15 +565,16 @@ impl PgApplier {
         let task = self.task.clone();
         let hex = position.to_hex();
         let time = self.applied_time;
-        let result: Pending = Box::pin(async move {
-            client
-                .execute(&statement, &[&task, &hex, &time])
-                .await
-        });
+        let result: Pending =
+            Box::pin(async move { client.execute(&statement, &[&task, &hex, &time]).await });
         self.push(
             result,
             Check::Any,
-            format!("writing task {}'s checkpoint to {CHECKPOINT_TABLE}", self.task).into(),
+            format!(
+                "writing task {}'s checkpoint to {CHECKPOINT_TABLE}",
+                self.task
+            )
+            .into(),
         );
         Ok(())
     }
@@ -762,22 +789,34 @@ pub(crate) async fn read_checkpoint(target: &Target, task: &str) -> Result<Optio
         Some(row) => {
             let hex: String = row.get(0);
             Position::from_hex(&hex).map(Some).ok_or_else(|| {
-                Error::new(ferry_core::ErrorKind::Target, format!(
-                    "the checkpoint of task {task} in {CHECKPOINT_TABLE} is not a position \
+                Error::new(
+                    ferry_core::ErrorKind::Target,
+                    format!(
+                        "the checkpoint of task {task} in {CHECKPOINT_TABLE} is not a position \
                      Ferry wrote ({hex:?}); remove the row with `ferry cleanup`"
-                ))
+                    ),
+                )
             })
         }
     }
 }
 
 /// Stores `position` as `task`'s checkpoint.
-pub(crate) async fn write_checkpoint(target: &Target, task: &str, position: &Position) -> Result<()> {
+pub(crate) async fn write_checkpoint(
+    target: &Target,
+    task: &str,
+    position: &Position,
+) -> Result<()> {
     let client = target.connect().await?;
     client
         .batch_execute(CREATE_CHECKPOINT_TABLE)
         .await
-        .map_err(|e| target.error(e, "cannot create the checkpoint table public.ferry_checkpoints"))?;
+        .map_err(|e| {
+            target.error(
+                e,
+                "cannot create the checkpoint table public.ferry_checkpoints",
+            )
+        })?;
     let time: Option<i64> = None;
     client
         .execute(UPSERT_CHECKPOINT, &[&task, &position.to_hex(), &time])
@@ -798,7 +837,10 @@ pub(crate) async fn remove_checkpoint(target: &Target, task: &str) -> Result<boo
         return Ok(false);
     }
     let n = client
-        .execute("DELETE FROM public.ferry_checkpoints WHERE task = $1", &[&task])
+        .execute(
+            "DELETE FROM public.ferry_checkpoints WHERE task = $1",
+            &[&task],
+        )
         .await
         .map_err(|e| target.error(e, "removing the task's checkpoint"))?;
     Ok(n > 0)

@@ -328,6 +328,52 @@ fn referential_action(code: &str) -> ReferentialAction {
     }
 }
 
+/// Columns described only by name, type OID and modifier (a replication relation
+/// message), mapped as discovery maps them; nullable, without default.
+pub(crate) async fn describe_columns(
+    client: &Client,
+    target: &Target,
+    columns: &[(String, u32, i32)],
+) -> Result<Vec<(Column, PgColumnType)>> {
+    let oids: Vec<u32> = columns.iter().map(|c| c.1).collect();
+    let types = load_types(client, target, &oids).await?;
+    let enum_oids: Vec<u32> = types
+        .iter()
+        .filter(|(_, t)| t.typtype == 'e')
+        .map(|(oid, _)| *oid)
+        .collect();
+    let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
+    if !enum_oids.is_empty() {
+        for row in client
+            .query(ENUMS_SQL, &[&enum_oids])
+            .await
+            .map_err(|e| target.error(e, "cannot read enum labels"))?
+        {
+            labels.insert(row.get(0), row.get(1));
+        }
+    }
+    let mut out = Vec::with_capacity(columns.len());
+    for (name, oid, typmod) in columns {
+        let (data_type, codec) = map_type(*oid, *typmod, &types, &labels);
+        let source_type: String = client
+            .query_one("SELECT format_type($1, $2)", &[oid, typmod])
+            .await
+            .map_err(|e| target.error(e, "cannot name a column type"))?
+            .get(0);
+        out.push((
+            Column {
+                name: name.clone(),
+                data_type,
+                nullable: true,
+                default: None,
+                source_type,
+            },
+            codec,
+        ));
+    }
+    Ok(out)
+}
+
 async fn load_types(
     client: &Client,
     target: &Target,

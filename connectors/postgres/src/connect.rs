@@ -83,6 +83,11 @@ impl Target {
         Ok(client)
     }
 
+    /// The driver configuration (host, port, user, password, database).
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Turns a driver error into a core error with the kind it deserves.
     pub(crate) fn error(&self, e: tokio_postgres::Error, doing: &str) -> Error {
         classify(e, &format!("{doing} ({})", self.display))

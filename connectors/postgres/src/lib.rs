@@ -8,6 +8,7 @@
 mod apply;
 mod assess;
 mod bad_data;
+mod capture;
 mod catalog;
 pub mod codec;
 mod connect;
@@ -15,6 +16,8 @@ pub mod copy;
 mod ddl;
 mod legacy_text;
 mod options;
+mod pgoutput;
+mod replication;
 mod sink;
 mod source;
 

@@ -28,6 +28,11 @@ pub struct PgSource {
     target: Target,
     tables: TableCache<PgTable>,
     snapshots: tokio::sync::Mutex<HashMap<String, Client>>,
+    /// Replication connections holding a capture snapshot (slot just created).
+    capture_snapshots:
+        tokio::sync::Mutex<HashMap<String, crate::replication::ReplicationConnection>>,
+    /// Per task, the LSN the target has made durable (acknowledged).
+    durable: std::sync::Mutex<HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
     /// The database's encoding is `SQL_ASCII`: text is stored unchecked.
     unchecked_encoding: bool,
 }
@@ -47,6 +52,8 @@ impl PgSource {
             target,
             tables: TableCache::default(),
             snapshots: tokio::sync::Mutex::new(HashMap::new()),
+            capture_snapshots: tokio::sync::Mutex::new(HashMap::new()),
+            durable: std::sync::Mutex::new(HashMap::new()),
             unchecked_encoding: encoding.eq_ignore_ascii_case("SQL_ASCII"),
         })
     }
@@ -54,6 +61,15 @@ impl PgSource {
     /// The source as `postgres://user@host:port/db`, without the password.
     pub fn display(&self) -> &str {
         &self.target.display
+    }
+
+    /// The durable LSN shared between `acknowledge` and the task's stream.
+    fn durable_of(&self, task: &str) -> Result<Arc<std::sync::atomic::AtomicU64>> {
+        let mut map = self
+            .durable
+            .lock()
+            .map_err(|_| Error::internal("source state poisoned"))?;
+        Ok(Arc::clone(map.entry(task.to_owned()).or_default()))
     }
 
     fn remember(&self, tables: &[PgTable]) -> Result<()> {
@@ -249,7 +265,64 @@ impl Source for PgSource {
         crate::assess::assess(&client, &self.target, catalog).await
     }
 
+    async fn begin_capture_snapshot(&self, task: &str, catalog: &Catalog) -> Result<Snapshot> {
+        let (id, position, connection) =
+            crate::capture::create_slot_with_snapshot(&self.target, task, catalog).await?;
+        self.capture_snapshots
+            .lock()
+            .await
+            .insert(id.clone(), connection);
+        Ok(Snapshot {
+            id,
+            position: Some(position),
+        })
+    }
+
+    async fn capture_position(&self, task: &str, catalog: &Catalog) -> Result<Position> {
+        crate::capture::capture_position(&self.target, task, catalog).await
+    }
+
+    async fn stream_changes(
+        &self,
+        task: &str,
+        from: Position,
+        catalog: &Catalog,
+        out: BatchSender,
+    ) -> Result<()> {
+        let from = crate::capture::lsn(&from)?;
+        let ctx = crate::capture::StreamContext {
+            target: &self.target,
+            task,
+            from,
+            catalog,
+            tables: &self.tables,
+            durable: self.durable_of(task)?,
+        };
+        crate::capture::stream(ctx, out).await
+    }
+
+    fn describe_position(&self, position: &Position) -> String {
+        match crate::capture::lsn(position) {
+            Ok(lsn) => crate::capture::lsn_text(lsn),
+            Err(_) => position.to_hex(),
+        }
+    }
+
+    async fn acknowledge(&self, task: &str, durable: &Position) -> Result<()> {
+        let lsn = crate::capture::lsn(durable)?;
+        self.durable_of(task)?
+            .fetch_max(lsn, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn cleanup_capture(&self, task: &str) -> Result<Vec<String>> {
+        crate::capture::cleanup(&self.target, task).await
+    }
+
     async fn end_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        if let Some(connection) = self.capture_snapshots.lock().await.remove(&snapshot.id) {
+            connection.terminate().await;
+        }
         if let Some(client) = self.snapshots.lock().await.remove(&snapshot.id) {
             client
                 .batch_execute("COMMIT")
