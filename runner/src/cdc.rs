@@ -11,8 +11,8 @@ use crate::config::DdlPolicy;
 use crate::pipeline::{Plan, convert_tables, select_tables};
 use crate::status::{StatusBoard, TablePhase};
 use ferry_core::{
-    ApplyTable, Batch, Catalog, ChangeApplier, Error, ErrorKind, FindingLevel, Operation,
-    Position, Result, Sink, Source, TableId, TableSchema, batch_channel,
+    ApplyTable, Batch, Catalog, ChangeApplier, Error, ErrorKind, FindingLevel, Operation, Position,
+    Result, Sink, Source, TableId, TableSchema, batch_channel,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -101,8 +101,17 @@ where
         let commits_before = summary.commits;
         let attempt = async {
             let (source, sink) = connect().await?;
-            run_stream(source, sink, plan, options, &from, board, &mut shutdown, &mut summary)
-                .await
+            run_stream(
+                source,
+                sink,
+                plan,
+                options,
+                &from,
+                board,
+                &mut shutdown,
+                &mut summary,
+            )
+            .await
         };
         match attempt.await {
             Ok(end) => {
@@ -313,7 +322,9 @@ where
     let stream_result = tokio::time::timeout(Duration::from_secs(10), &mut stream).await;
     let stream_error = match stream_result {
         Ok(Ok(Err(e))) => Some(e),
-        Ok(Err(join)) => Some(Error::internal(format!("change stream task failed: {join}"))),
+        Ok(Err(join)) => Some(Error::internal(format!(
+            "change stream task failed: {join}"
+        ))),
         Ok(Ok(Ok(()))) => None,
         Err(_) => {
             stream.abort();
@@ -345,10 +356,7 @@ fn route_batch<K: Sink>(
             "the change stream sent a change of table {id}, which the task does not select"
         )));
     };
-    let schema_changed = batch
-        .events
-        .iter()
-        .any(|e| e.op == Operation::SchemaChange);
+    let schema_changed = batch.events.iter().any(|e| e.op == Operation::SchemaChange);
     if schema_changed || !Arc::ptr_eq(&route.source, &batch.schema) {
         if *route.source != *batch.schema {
             if options.ddl_policy == DdlPolicy::Stop {
@@ -401,7 +409,11 @@ fn describe_change(old: &TableSchema, new: &TableSchema) -> String {
         .map(|c| c.name.as_str())
         .collect();
     let mut parts = Vec::new();
-    for (what, names) in [("added", added), ("dropped", dropped), ("changed type of", changed)] {
+    for (what, names) in [
+        ("added", added),
+        ("dropped", dropped),
+        ("changed type of", changed),
+    ] {
         if !names.is_empty() {
             parts.push(format!("{what} column {}", names.join(", ")));
         }
@@ -428,7 +440,9 @@ fn crash_failpoint(commits: u64) {
         .and_then(|n| n.trim().parse::<u64>().ok())
         == Some(commits)
     {
-        eprintln!("ferry: failpoint {spec}: aborting between the target commit and the source acknowledgement");
+        eprintln!(
+            "ferry: failpoint {spec}: aborting between the target commit and the source acknowledgement"
+        );
         std::process::abort();
     }
 }
@@ -489,8 +503,16 @@ mod tests {
 
     #[test]
     fn schema_changes_are_described_by_column() {
-        let old = table(&[("a", DataType::Int32), ("b", DataType::text()), ("c", DataType::Int32)]);
-        let new = table(&[("a", DataType::Int64), ("b", DataType::text()), ("d", DataType::Bool)]);
+        let old = table(&[
+            ("a", DataType::Int32),
+            ("b", DataType::text()),
+            ("c", DataType::Int32),
+        ]);
+        let new = table(&[
+            ("a", DataType::Int64),
+            ("b", DataType::text()),
+            ("d", DataType::Bool),
+        ]);
         assert_eq!(
             describe_change(&old, &new),
             "added column d; dropped column c; changed type of column a"

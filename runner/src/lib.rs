@@ -23,8 +23,8 @@ pub mod scrub;
 pub mod status;
 
 pub use assess::{Assessment, Verdict, assess_task};
-pub use config::{ConfigError, TaskConfig, TaskMode};
 pub use cdc::{CdcEnd, CdcSummary};
+pub use config::{ConfigError, TaskConfig, TaskMode};
 pub use endpoint::{AnyApplier, AnySink, AnySource, AnyWriter};
 pub use pipeline::{Plan, Summary, TableStats, full_load};
 pub use progress::{LogFormat, Progress, ProgressMode, render_summary};

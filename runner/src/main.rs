@@ -213,7 +213,9 @@ fn run_task(args: RunArgs, scrubber: &Scrubber) -> anyhow::Result<()> {
         let _ = stop.send(true);
         match tokio::time::timeout(std::time::Duration::from_secs(30), &mut run).await {
             Ok(result) => result.map_err(|e| anyhow::anyhow!("{}", e.full_message())),
-            Err(_) => anyhow::bail!("interrupted by {signal}; the change stream did not stop within 30 s"),
+            Err(_) => {
+                anyhow::bail!("interrupted by {signal}; the change stream did not stop within 30 s")
+            }
         }
     });
     progress.finish();

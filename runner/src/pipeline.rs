@@ -5,9 +5,9 @@ use crate::config::TaskSettings;
 use crate::progress::{Progress, TableProgress};
 use ferry_core::filter::wildcard_match;
 use ferry_core::{
-    BadDataPolicy, BadRow, Catalog, Position, Error, ErrorKind, Finding, FindingLevel, LoadReport, Partition, Result,
-    Sink, Snapshot, Source, TableFilter, TableId, TablePrep, TableSchema, TableWriter,
-    batch_channel, finding_code,
+    BadDataPolicy, BadRow, Catalog, Error, ErrorKind, Finding, FindingLevel, LoadReport, Partition,
+    Position, Result, Sink, Snapshot, Source, TableFilter, TableId, TablePrep, TableSchema,
+    TableWriter, batch_channel, finding_code,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write as _;

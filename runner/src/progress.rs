@@ -173,7 +173,9 @@ impl Progress {
                         let secs = last.0.elapsed().as_secs_f64().max(0.001);
                         let per_sec = (s.changes_applied.saturating_sub(last.1)) as f64 / secs;
                         last = (Instant::now(), s.changes_applied);
-                        let lag = s.lag_seconds.map_or("-".to_string(), |l| format!("{l:.1} s"));
+                        let lag = s
+                            .lag_seconds
+                            .map_or("-".to_string(), |l| format!("{l:.1} s"));
                         let position = s.position_text.clone().unwrap_or_else(|| "-".into());
                         match &bar {
                             Some(bar) => bar.set_message(format!(
@@ -450,7 +452,9 @@ change capture: {end}; {} changes applied in {} target transactions, {} reconnec
             cdc.changes,
             cdc.commits,
             cdc.reconnects,
-            cdc.position.as_ref().map_or("-".to_string(), |p| p.to_hex())
+            cdc.position
+                .as_ref()
+                .map_or("-".to_string(), |p| p.to_hex())
         );
     }
     out

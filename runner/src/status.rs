@@ -276,7 +276,10 @@ impl StatusBoard {
         let text = serde_json::to_string_pretty(&status)
             .map_err(|e| Error::internal(format!("cannot encode the task status: {e}")))?;
         let io = |e: std::io::Error| {
-            Error::config(format!("cannot write the task status to {}: {e}", path.display()))
+            Error::config(format!(
+                "cannot write the task status to {}: {e}",
+                path.display()
+            ))
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -312,8 +315,12 @@ pub fn read_status(state_dir: &Path) -> Result<TaskStatus> {
             path.display()
         ))
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::config(format!("cannot read the task status {}: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::config(format!(
+            "cannot read the task status {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Whether the process that wrote `status` is still running (Linux: `/proc/<pid>`).
@@ -326,9 +333,7 @@ pub fn is_running(status: &TaskStatus) -> bool {
 pub fn render_status(status: &TaskStatus, running: bool) -> String {
     let mut out = String::new();
     let age = (now_secs() as i64 - status.updated_at).max(0);
-    let state = if running {
-        status.phase.clone()
-    } else if matches!(status.phase.as_str(), "stopped" | "failed") {
+    let state = if running || matches!(status.phase.as_str(), "stopped" | "failed") {
         status.phase.clone()
     } else {
         format!("not running (last: {}, {age} s ago)", status.phase)
@@ -342,7 +347,10 @@ pub fn render_status(status: &TaskStatus, running: bool) -> String {
         status.position_text.as_deref().unwrap_or("-")
     ));
     let lag = match (running, status.lag_seconds) {
-        (true, Some(l)) => format!("{l:.1} s{}", if status.caught_up { " (caught up)" } else { "" }),
+        (true, Some(l)) => format!(
+            "{l:.1} s{}",
+            if status.caught_up { " (caught up)" } else { "" }
+        ),
         (false, Some(l)) => format!("{l:.1} s when last written"),
         (_, None) => "-".into(),
     };
@@ -355,7 +363,14 @@ pub fn render_status(status: &TaskStatus, running: bool) -> String {
         out.push_str(&format!("last error: {e}\n"));
     }
     let header = [
-        "table", "target", "state", "full load", "inserts", "updates", "deletes", "truncates",
+        "table",
+        "target",
+        "state",
+        "full load",
+        "inserts",
+        "updates",
+        "deletes",
+        "truncates",
         "ddl",
     ];
     let rows: Vec<[String; 9]> = status

@@ -5,7 +5,6 @@
 
 mod cdc;
 mod common;
-#[allow(dead_code)]
 mod cross_engine;
 
 use cdc::{

@@ -176,7 +176,17 @@ fn measure(
     );
     common::run_status(
         Command::new(common::pg_tool("pgbench"))
-            .args(["-n", "-c", "2", "-j", "2", "-t", &per_client.to_string(), "-d", &src])
+            .args([
+                "-n",
+                "-c",
+                "2",
+                "-j",
+                "2",
+                "-t",
+                &per_client.to_string(),
+                "-d",
+                &src,
+            ])
             .env("PGOPTIONS", "-c synchronous_commit=off")
             .stdout(Stdio::null()),
         "pgbench backlog",
@@ -271,7 +281,10 @@ fn measure(
 /// The task file: every `public` table, full load then CDC.
 fn cdc_task(urls: &TaskUrls, state_dir: &Path) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Written by `cargo xtask bench`; rewritten on every run.");
+    let _ = writeln!(
+        s,
+        "# Written by `cargo xtask bench`; rewritten on every run."
+    );
     let _ = writeln!(s, "[source]\nurl = {}\n", common::toml_string(&urls.source));
     let _ = writeln!(s, "[target]\nurl = {}\n", common::toml_string(&urls.target));
     let _ = writeln!(s, "[task]");
@@ -292,10 +305,12 @@ fn ensure_commit_timestamps(pg: &PgService) -> Result<()> {
         return Ok(());
     }
     let fix = if pg.is_kit_managed() {
-        "this kit server predates the setting: `cargo xtask services down` and run again"
-            .to_owned()
+        "this kit server predates the setting: `cargo xtask services down` and run again".to_owned()
     } else {
-        format!("set track_commit_timestamp = on on {} and restart it", pg.redacted_url(""))
+        format!(
+            "set track_commit_timestamp = on on {} and restart it",
+            pg.redacted_url("")
+        )
     };
     Err(format!("the CDC bench measures lag with commit timestamps: {fix}").into())
 }
@@ -303,8 +318,7 @@ fn ensure_commit_timestamps(pg: &PgService) -> Result<()> {
 /// `changes_applied` of the task's last run, from its `status.json`.
 fn status_changes(state_dir: &Path) -> Result<u64> {
     let path = state_dir.join("status.json");
-    let text =
-        fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let text = fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
     value
@@ -368,7 +382,10 @@ fn commit_times(out: &str) -> Result<Vec<(i64, u64)>> {
             let (id, at) = line
                 .split_once('|')
                 .ok_or_else(|| format!("unexpected psql line {line:?}"))?;
-            let id = id.trim().parse::<i64>().map_err(|e| format!("{line:?}: {e}"))?;
+            let id = id
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| format!("{line:?}: {e}"))?;
             let at = at.trim().parse::<u64>().map_err(|e| {
                 format!("{line:?}: {e} (is track_commit_timestamp on for this row?)")
             })?;
@@ -479,7 +496,13 @@ mod tests {
     #[test]
     fn commit_times_parse_psql_rows() {
         let rows = commit_times("1|1700000000000000\n2|1700000000000500\n").expect("parses");
-        assert_eq!(rows, vec![(1, 1_700_000_000_000_000), (2, 1_700_000_000_000_500)]);
-        assert!(commit_times("1|\n").is_err(), "a NULL commit time is an error");
+        assert_eq!(
+            rows,
+            vec![(1, 1_700_000_000_000_000), (2, 1_700_000_000_000_500)]
+        );
+        assert!(
+            commit_times("1|\n").is_err(),
+            "a NULL commit time is an error"
+        );
     }
 }

@@ -110,6 +110,16 @@ impl Target {
         })
     }
 
+    /// The same target, with connections whose `UPDATE` reports the rows it
+    /// matched rather than the rows it changed (`CLIENT_FOUND_ROWS`).
+    pub(crate) fn with_found_rows(&self) -> Target {
+        let mut target = self.clone();
+        target.opts = OptsBuilder::from_opts(self.opts.clone())
+            .client_found_rows(true)
+            .into();
+        target
+    }
+
     /// The database named in the URL, if any.
     pub(crate) fn database(&self) -> Option<&str> {
         self.database.as_deref()

@@ -404,7 +404,8 @@ fn is_prefix_part(expr: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn column_definition(column: &Column) -> String {
+/// A column's definition in `CREATE TABLE` and `ALTER TABLE ... ADD COLUMN`.
+pub(crate) fn column_definition(column: &Column) -> String {
     let mut def = format!("{} {}", quote_ident(&column.name), column.source_type);
     if !column.nullable {
         def.push_str(" NOT NULL");

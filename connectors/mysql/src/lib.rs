@@ -87,6 +87,7 @@
 //! Passwords never appear in errors or logs: endpoints are shown as
 //! `mysql://user@host:port/db`.
 
+mod apply;
 mod assess;
 mod binlog;
 mod capture;
@@ -99,6 +100,7 @@ mod sink;
 mod source;
 pub mod types;
 
+pub use apply::MySqlApplier;
 pub use catalog::AUTO_INCREMENT;
 pub use connect::{Flavor, MAX_IDENTIFIER_LEN};
 pub use position::BinlogPosition;

@@ -214,10 +214,30 @@ impl MySqlSink {
 
 impl Sink for MySqlSink {
     type Writer = MySqlTableWriter;
-    type Applier = ferry_core::NoApplier;
+    type Applier = crate::apply::MySqlApplier;
 
     fn engine(&self) -> &'static str {
         self.server.flavor.engine()
+    }
+
+    async fn open_applier(
+        &self,
+        task: &str,
+        tables: Vec<ferry_core::ApplyTable>,
+    ) -> Result<crate::apply::MySqlApplier> {
+        crate::apply::MySqlApplier::open(&self.target, self.server.clone(), task, tables).await
+    }
+
+    async fn read_checkpoint(&self, task: &str) -> Result<Option<ferry_core::Position>> {
+        crate::apply::read_checkpoint(&self.target, task).await
+    }
+
+    async fn write_checkpoint(&self, task: &str, position: &ferry_core::Position) -> Result<()> {
+        crate::apply::write_checkpoint(&self.target, task, position).await
+    }
+
+    async fn remove_checkpoint(&self, task: &str) -> Result<bool> {
+        crate::apply::remove_checkpoint(&self.target, task).await
     }
 
     fn convert_schema(
@@ -434,7 +454,7 @@ impl Sink for MySqlSink {
 }
 
 /// How values of a source column are written into a target column.
-fn encoder(source: &DataType, target: &DataType, target_mysql_type: &str) -> Encode {
+pub(crate) fn encoder(source: &DataType, target: &DataType, target_mysql_type: &str) -> Encode {
     Encode {
         max_chars: match target {
             DataType::Text { max_len, .. } => *max_len,
@@ -551,52 +571,17 @@ impl MySqlTableWriter {
                     self.encoders.len()
                 )));
             };
-            let cell = match codec::render(value, enc, &mut self.cell) {
-                Ok(cell) => cell,
-                Err(bad) => {
-                    let column = &self.schema.columns[i];
-                    let schema = &self.schema;
-                    let action =
-                        self.recorder
-                            .handle(column, || row_key(schema, row), &bad.problem)?;
-                    match action {
-                        Action::Null => Cell::Null,
-                        Action::SkipRow => return Ok(false),
-                        Action::Clamp => {
-                            let relaxed = Encode {
-                                decimal: None,
-                                ..enc.clone()
-                            };
-                            let clamped = bad.clamped.as_ref().ok_or_else(|| {
-                                fail_error(
-                                    &schema.id,
-                                    &column.name,
-                                    &row_key(schema, row),
-                                    &bad.problem,
-                                    "the bad-data policy is \"clamp\" but this value has no nearest valid value",
-                                )
-                            })?;
-                            codec::render(clamped, &relaxed, &mut self.cell).map_err(|b| {
-                                fail_error(
-                                    &schema.id,
-                                    &column.name,
-                                    &row_key(schema, row),
-                                    &b.problem,
-                                    "the clamped value does not fit either",
-                                )
-                            })?
-                        }
-                        Action::Fail(reason) => {
-                            return Err(fail_error(
-                                &schema.id,
-                                &column.name,
-                                &row_key(schema, row),
-                                &bad.problem,
-                                &reason,
-                            ));
-                        }
-                    }
-                }
+            let Some(cell) = render_value(
+                value,
+                enc,
+                &mut self.recorder,
+                &self.schema,
+                i,
+                row,
+                &mut self.cell,
+            )?
+            else {
+                return Ok(false);
             };
             match (cell, insert) {
                 (Cell::Null, false) => self.row.extend_from_slice(b"\\N"),
@@ -605,20 +590,7 @@ impl MySqlTableWriter {
                 (Cell::Text | Cell::Binary, false) => {
                     codec::escape_infile(&self.cell, &mut self.row)
                 }
-                (Cell::Bare, true) => self.row.extend_from_slice(&self.cell),
-                (Cell::Text, true) => codec::escape_literal(&self.cell, &mut self.row),
-                (Cell::Hex, true) => {
-                    self.row.extend_from_slice(b"X'");
-                    self.row.extend_from_slice(&self.cell);
-                    self.row.push(b'\'');
-                }
-                (Cell::Binary, true) => {
-                    self.row.extend_from_slice(b"X'");
-                    for b in &self.cell {
-                        self.row.extend_from_slice(&HEX[usize::from(*b)]);
-                    }
-                    self.row.push(b'\'');
-                }
+                (cell, true) => push_sql_literal(cell, &self.cell, &mut self.row),
             }
         }
         self.row.push(if insert { b')' } else { b'\n' });
@@ -718,6 +690,83 @@ impl MySqlTableWriter {
                 parts.join("; ")
             ),
         )
+    }
+}
+
+/// Renders `value` (column `i` of `row`) for its target column, applying the
+/// table's bad-data policy; `Ok(None)` when the policy skips the row. The rendered
+/// bytes are in `cell`.
+pub(crate) fn render_value(
+    value: &Value,
+    enc: &Encode,
+    recorder: &mut BadDataRecorder,
+    schema: &TableSchema,
+    i: usize,
+    row: &[Value],
+    cell: &mut Vec<u8>,
+) -> Result<Option<Cell>> {
+    let bad = match codec::render(value, enc, cell) {
+        Ok(rendered) => return Ok(Some(rendered)),
+        Err(bad) => bad,
+    };
+    let column = &schema.columns[i];
+    match recorder.handle(column, || row_key(schema, row), &bad.problem)? {
+        Action::Null => Ok(Some(Cell::Null)),
+        Action::SkipRow => Ok(None),
+        Action::Clamp => {
+            let relaxed = Encode {
+                decimal: None,
+                ..enc.clone()
+            };
+            let clamped = bad.clamped.as_ref().ok_or_else(|| {
+                fail_error(
+                    &schema.id,
+                    &column.name,
+                    &row_key(schema, row),
+                    &bad.problem,
+                    "the bad-data policy is \"clamp\" but this value has no nearest valid value",
+                )
+            })?;
+            codec::render(clamped, &relaxed, cell)
+                .map(Some)
+                .map_err(|b| {
+                    fail_error(
+                        &schema.id,
+                        &column.name,
+                        &row_key(schema, row),
+                        &b.problem,
+                        "the clamped value does not fit either",
+                    )
+                })
+        }
+        Action::Fail(reason) => Err(fail_error(
+            &schema.id,
+            &column.name,
+            &row_key(schema, row),
+            &bad.problem,
+            &reason,
+        )),
+    }
+}
+
+/// Appends a rendered cell to `out` as an SQL literal.
+pub(crate) fn push_sql_literal(cell: Cell, bytes: &[u8], out: &mut Vec<u8>) {
+    match cell {
+        Cell::Null => out.extend_from_slice(b"NULL"),
+        Cell::Bare => out.extend_from_slice(bytes),
+        Cell::Text => codec::escape_literal(bytes, out),
+        Cell::Hex => {
+            out.extend_from_slice(b"X'");
+            out.extend_from_slice(bytes);
+            out.push(b'\'');
+        }
+        Cell::Binary => {
+            out.extend_from_slice(b"X'");
+            for b in bytes {
+                out.extend_from_slice(&HEX[usize::from(*b)]);
+            }
+            out.push(b'\'');
+        }
     }
 }
 

@@ -236,24 +236,24 @@ pub fn pg_workload_sql(i: u64, rng: &mut Rng, seed_rows: u64) -> String {
     sql.push_str(&format!(
         "UPDATE docs SET version = version + 1 WHERE id = {doc};\n"
     ));
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         sql.push_str(&format!("DELETE FROM accounts WHERE id = {b};\n"));
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         sql.push_str(&format!(
             "UPDATE accounts SET note = NULL WHERE id = {};\n",
             10_000_000 + i / 2
         ));
     }
     sql.push_str(&format!("INSERT INTO nopk VALUES ({}, 'dup');\n", i % 7));
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         sql.push_str(&format!(
             "DELETE FROM nopk WHERE ctid = (SELECT ctid FROM nopk WHERE a = {} LIMIT 1);\n",
             (i + 3) % 7
         ));
     }
     sql.push_str(&format!("INSERT INTO counter (v) VALUES ({i});\n"));
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         sql.push_str(&format!(
             "UPDATE docs SET body = repeat('changed {i} ', 4000) WHERE id = {doc};\n"
         ));
@@ -426,11 +426,11 @@ pub fn maria_workload_sql(i: u64, rng: &mut Rng, seed_rows: u64) -> String {
     sql.push_str(&format!(
         "UPDATE docs SET version = version + 1 WHERE id = {doc};\n"
     ));
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         sql.push_str(&format!("DELETE FROM accounts WHERE id = {b};\n"));
     }
     sql.push_str(&format!("INSERT INTO nopk VALUES ({}, 'dup');\n", i % 7));
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         sql.push_str(&format!(
             "DELETE FROM nopk WHERE a = {} LIMIT 1;\n",
             (i + 3) % 7
