@@ -511,3 +511,79 @@ fn columns_added_and_dropped_mid_stream_follow_or_stop_per_ddl_policy() {
     let _ = pg.drop_database(&src);
     let _ = pg.drop_database(&dst);
 }
+
+#[test]
+fn truncate_streams_and_a_table_without_identity_is_refused_with_the_fix() {
+    let pg = postgres_or_panic();
+    let src = pg.create_database("trunc_src").expect("source db");
+    let dst = pg.create_database("trunc_dst").expect("target db");
+    pg.psql(
+        &src,
+        "CREATE TABLE keyed (id int PRIMARY KEY, v text);
+         INSERT INTO keyed SELECT g, 'v' || g FROM generate_series(1, 100) g;
+         CREATE TABLE loose (a int, b text);",
+    )
+    .expect("schema");
+    let dir = TempDir::new("cdc-trunc");
+
+    // A table without a key and with REPLICA IDENTITY DEFAULT cannot be captured.
+    let task = cdc_task(
+        &pg.url(&src),
+        &pg.url(&dst),
+        "full-load-and-cdc",
+        &["public.*"],
+        "",
+    );
+    let mut ferry = Ferry::start(&dir, "refused", &task, &[]);
+    let (code, output) = ferry.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("public.loose") && output.contains("REPLICA IDENTITY FULL"),
+        "{output}"
+    );
+    let slots = pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_refused'",
+        )
+        .expect("slots");
+    assert_eq!(
+        slots.trim(),
+        "0",
+        "nothing is created before the checks pass"
+    );
+
+    let task = cdc_task(
+        &pg.url(&src),
+        &pg.url(&dst),
+        "full-load-and-cdc",
+        &["public.keyed"],
+        "",
+    );
+    let ferry = Ferry::start(&dir, "trunc", &task, &[]);
+    wait_for("the CDC phase", Duration::from_secs(60), || {
+        match phase(&ferry.task_file).as_str() {
+            "cdc" => Ok(()),
+            "failed" => panic!("ferry failed: {}", ferry.output()),
+            other => Err(other.to_string()),
+        }
+    });
+    pg.psql(
+        &src,
+        "INSERT INTO keyed VALUES (1000, 'before');
+         TRUNCATE keyed;
+         INSERT INTO keyed VALUES (1, 'after'), (2, 'after');",
+    )
+    .expect("changes");
+    wait_for(
+        "the truncate to reach the target",
+        Duration::from_secs(60),
+        || same_pg_rows(&pg, &src, &dst, "keyed"),
+    );
+    let task_file = ferry.task_file.clone();
+    let (code, output) = ferry.terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{output}");
+    cdc::cleanup(&task_file);
+    let _ = pg.drop_database(&src);
+    let _ = pg.drop_database(&dst);
+}
