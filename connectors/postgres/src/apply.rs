@@ -11,7 +11,7 @@
 use crate::bad_data;
 use crate::catalog::{self, PgTable};
 use crate::codec::{self, CodecError, PgColumnType};
-use crate::connect::{Target, quote_ident, quote_table};
+use crate::connect::{Connection, Target, quote_ident, quote_table};
 use crate::ddl;
 use bytes::{Bytes, BytesMut};
 use ferry_core::policy::{Action, BadDataRecorder, ValueProblem, row_key};
@@ -31,6 +31,9 @@ use tokio_postgres::{Client, Statement};
 pub(crate) const CHECKPOINT_TABLE: &str = "public.ferry_checkpoints";
 /// Statements sent and not yet checked, at most.
 const MAX_IN_FLIGHT: usize = 2048;
+/// Statements held back and then sent together, so the connection writes them
+/// in one go rather than one system call each.
+const SEND_AT_ONCE: usize = 128;
 /// Rows per multi-row `INSERT`, at most (fewer for wide tables: 65,535 parameters).
 const MAX_INSERT_ROWS: usize = 128;
 
@@ -126,12 +129,20 @@ struct Table {
 pub struct PgApplier {
     target: Target,
     client: Arc<Client>,
+    /// The connection's I/O, driven by the applier itself (not a spawned task) so
+    /// that queued statements leave in large writes and no thread hand-over is
+    /// paid per statement; `None` once it has closed.
+    connection: Option<Connection>,
     task: String,
     tables: HashMap<TableId, Table>,
     statements: HashMap<Shape, Statement>,
     in_flight: VecDeque<InFlight>,
+    /// Statements built and not yet sent, in order.
+    unsent: Vec<InFlight>,
     /// A target transaction is open.
     open: bool,
+    /// An error left the transaction incomplete: nothing more may be applied.
+    failed: bool,
     /// The last position applied (batch end or marker), committed or not.
     applied: Option<Position>,
     applied_time: Option<i64>,
@@ -143,24 +154,30 @@ pub struct PgApplier {
 impl PgApplier {
     /// Opens the applier's connection and reads the target's view of `tables`.
     pub(crate) async fn open(target: &Target, task: &str, tables: Vec<ApplyTable>) -> Result<Self> {
-        let client = target.connect().await?;
-        client
-            .batch_execute(CREATE_CHECKPOINT_TABLE)
-            .await
-            .map_err(|e| {
-                target.error(
-                    e,
-                    "cannot create the checkpoint table public.ferry_checkpoints",
-                )
-            })?;
+        let (client, connection) = target.connect_undriven().await?;
+        let mut connection = Some(connection);
+        drive(
+            &mut connection,
+            client.batch_execute(CREATE_CHECKPOINT_TABLE),
+        )
+        .await
+        .map_err(|e| {
+            target.error(
+                e,
+                "cannot create the checkpoint table public.ferry_checkpoints",
+            )
+        })?;
         let mut applier = PgApplier {
             target: target.clone(),
             client: Arc::new(client),
+            connection,
             task: task.to_owned(),
             tables: HashMap::new(),
             statements: HashMap::new(),
             in_flight: VecDeque::new(),
+            unsent: Vec::new(),
             open: false,
+            failed: false,
             applied: None,
             applied_time: None,
             committed: None,
@@ -178,15 +195,18 @@ impl PgApplier {
         schema: Arc<TableSchema>,
         policy: ferry_core::BadDataPolicy,
     ) -> Result<()> {
-        let found: PgTable = catalog::discover_one(&self.client, &self.target, &schema.id)
-            .await?
-            .ok_or_else(|| {
-                Error::schema(format!(
-                    "table {} does not exist in the target {}: CDC applies to existing tables \
+        let found: PgTable = drive(
+            &mut self.connection,
+            catalog::discover_one(&self.client, &self.target, &schema.id),
+        )
+        .await?
+        .ok_or_else(|| {
+            Error::schema(format!(
+                "table {} does not exist in the target {}: CDC applies to existing tables \
                      (run a full load first, or set mode = \"full-load-and-cdc\")",
-                    schema.id, self.target.display
-                ))
-            })?;
+                schema.id, self.target.display
+            ))
+        })?;
         let mut types = Vec::with_capacity(schema.columns.len());
         for column in &schema.columns {
             let index = found.schema.column_index(&column.name).ok_or_else(|| {
@@ -213,18 +233,42 @@ impl PgApplier {
         Ok(())
     }
 
-    /// Sends `sql`-less work: a future that is polled once now (which sends its
-    /// request on the connection) and checked later.
-    fn push(&mut self, mut result: Pending, check: Check, context: Arc<str>) {
-        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-        if let Poll::Ready(done) = result.as_mut().poll(&mut cx) {
-            result = Box::pin(std::future::ready(done));
-        }
-        self.in_flight.push_back(InFlight {
+    /// Queues a statement: it is sent (its future polled once, which hands its
+    /// request to the connection) with the next [`SEND_AT_ONCE`] others, and
+    /// checked later, in order.
+    fn push(&mut self, result: Pending, check: Check, context: Arc<str>) {
+        self.unsent.push(InFlight {
             result,
             check,
             context,
         });
+        if self.unsent.len() >= SEND_AT_ONCE {
+            self.send_queued();
+        }
+    }
+
+    /// Sends every queued statement, in order.
+    fn send_queued(&mut self) {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        for mut statement in self.unsent.drain(..) {
+            if let Poll::Ready(done) = statement.result.as_mut().poll(&mut cx) {
+                statement.result = Box::pin(std::future::ready(done));
+            }
+            self.in_flight.push_back(statement);
+        }
+        self.pump();
+    }
+
+    /// Turns the connection once without waiting: writes the statements handed
+    /// to it and reads the replies already there, so the server works while
+    /// more statements are built.
+    fn pump(&mut self) {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        if let Some(connection) = self.connection.as_mut()
+            && let Poll::Ready(result) = Pin::new(connection).poll(&mut cx)
+        {
+            closed(&mut self.connection, result);
+        }
     }
 
     /// Sends a simple statement (no parameters) in the pipeline.
@@ -236,14 +280,18 @@ impl PgApplier {
 
     /// Checks the oldest statements until at most `keep` are in flight.
     async fn settle(&mut self, keep: usize) -> Result<()> {
+        if keep == 0 || self.in_flight.len() > keep {
+            self.send_queued();
+        }
         while self.in_flight.len() > keep {
             let Some(next) = self.in_flight.pop_front() else {
                 break;
             };
-            let rows = match next.result.await {
+            let rows = match drive(&mut self.connection, next.result).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     self.in_flight.clear();
+                    self.unsent.clear();
                     return Err(self.target.error(e, &next.context));
                 }
             };
@@ -251,6 +299,7 @@ impl PgApplier {
                 && rows != 1
             {
                 self.in_flight.clear();
+                self.unsent.clear();
                 return Err(Error::new(
                     ferry_core::ErrorKind::Target,
                     format!(
@@ -280,10 +329,16 @@ impl PgApplier {
             .get(&shape.table)
             .ok_or_else(|| Error::internal(format!("no applier table {}", shape.table)))?;
         let sql = statement_sql(&table.schema, shape);
-        let prepared = self.client.prepare(&sql).await.map_err(|e| {
-            self.target
-                .error(e, &format!("preparing a statement for {}", shape.table))
-        })?;
+        // Check what is in flight first: an earlier failure is the error to report
+        // (not the aborted transaction the new statement would meet), and no
+        // response waits unread while this one is awaited.
+        self.settle(0).await?;
+        let prepared = drive(&mut self.connection, self.client.prepare(&sql))
+            .await
+            .map_err(|e| {
+                self.target
+                    .error(e, &format!("preparing a statement for {}", shape.table))
+            })?;
         self.statements.insert(shape.clone(), prepared.clone());
         Ok(prepared)
     }
@@ -552,9 +607,8 @@ impl PgApplier {
         let statement = match self.statements.get(&checkpoint_shape()) {
             Some(s) => s.clone(),
             None => {
-                let s = self
-                    .client
-                    .prepare(UPSERT_CHECKPOINT)
+                self.settle(0).await?;
+                let s = drive(&mut self.connection, self.client.prepare(UPSERT_CHECKPOINT))
                     .await
                     .map_err(|e| self.target.error(e, "preparing the checkpoint statement"))?;
                 self.statements.insert(checkpoint_shape(), s.clone());
@@ -578,6 +632,33 @@ impl PgApplier {
         );
         Ok(())
     }
+}
+
+/// Awaits `work` on the applier's client while turning the connection, which
+/// carries the requests out and the replies in.
+async fn drive<F: Future>(connection: &mut Option<Connection>, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Some(c) = connection.as_mut()
+            && let Poll::Ready(result) = Pin::new(c).poll(cx)
+        {
+            closed(connection, result);
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Drops a connection that has finished, so that every request still waiting
+/// on it fails (as closed) instead of waiting for ever.
+fn closed(
+    connection: &mut Option<Connection>,
+    result: std::result::Result<(), tokio_postgres::Error>,
+) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "the applier's connection closed");
+    }
+    *connection = None;
 }
 
 /// The statement cache's key for the checkpoint upsert.
@@ -691,6 +772,56 @@ fn statement_sql(schema: &TableSchema, shape: &Shape) -> String {
 
 impl ChangeApplier for PgApplier {
     async fn apply(&mut self, batch: Batch) -> Result<()> {
+        self.check_usable()?;
+        let result = self.apply_batch(batch).await;
+        if result.is_err() {
+            self.poison();
+        }
+        result
+    }
+
+    async fn commit(&mut self) -> Result<Option<Position>> {
+        self.check_usable()?;
+        let result = self.commit_transaction().await;
+        if result.is_err() {
+            self.poison();
+        }
+        result
+    }
+}
+
+impl PgApplier {
+    /// Refuses work after an error: the open transaction holds part of what was
+    /// sent, and committing it would store a checkpoint past changes never applied.
+    fn check_usable(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::internal(
+                "the PostgreSQL applier failed earlier and its transaction was abandoned; \
+                 open a new applier and resume from the stored checkpoint",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Marks the applier failed and abandons the open transaction (the server rolls
+    /// it back; nothing of it is committed).
+    fn poison(&mut self) {
+        self.failed = true;
+        self.in_flight.clear();
+        if self.open {
+            let client = Arc::clone(&self.client);
+            let rollback: Pending =
+                Box::pin(async move { client.batch_execute("ROLLBACK").await.map(|()| 0) });
+            // Sent now, never awaited: the reply does not matter.
+            self.unsent.clear();
+            self.push(rollback, Check::Any, "rolling back".into());
+            self.send_queued();
+            self.in_flight.clear();
+            self.open = false;
+        }
+    }
+
+    async fn apply_batch(&mut self, batch: Batch) -> Result<()> {
         if let Some(position) = &batch.end_position {
             self.applied = Some(position.clone());
             if batch.source_time.is_some() {
@@ -748,10 +879,14 @@ impl ChangeApplier for PgApplier {
         Ok(())
     }
 
-    async fn commit(&mut self) -> Result<Option<Position>> {
+    async fn commit_transaction(&mut self) -> Result<Option<Position>> {
         if self.applied == self.committed && !self.open {
             return Ok(self.committed.clone());
         }
+        // Every change must be known to have found its row before COMMIT goes out:
+        // an update that matched nothing is no SQL error, so the server would
+        // commit the checkpoint past it.
+        self.settle(0).await?;
         self.begin_if_needed().await;
         if let Some(position) = self.applied.clone()
             && self.applied != self.committed

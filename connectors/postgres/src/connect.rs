@@ -5,6 +5,10 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls};
 
+/// The I/O half of a connection (a future that runs until the connection closes).
+pub(crate) type Connection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+
 /// How long establishing a connection may take before it is an error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -55,6 +59,18 @@ impl Target {
 
     /// Opens a new connection; the connection's I/O runs on a spawned task.
     pub(crate) async fn connect(&self) -> Result<Client, Error> {
+        let (client, connection) = self.connect_undriven().await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Opens a new connection whose I/O half the caller drives (polls) itself:
+    /// requests queue until it does, so many go out in one write.
+    pub(crate) async fn connect_undriven(&self) -> Result<(Client, Connection), Error> {
         if self.offline {
             return Err(Error::internal(
                 "this PostgreSQL sink was built to print DDL only (PgSink::ddl_only) and \
@@ -75,12 +91,7 @@ impl Target {
                 ));
             }
         };
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "postgres connection closed");
-            }
-        });
-        Ok(client)
+        Ok((client, connection))
     }
 
     /// The driver configuration (host, port, user, password, database).
