@@ -20,8 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Batches buffered between the change stream and the applier.
-const STREAM_BATCHES: usize = 64;
+/// Batches buffered between the change stream and the applier (a batch may hold
+/// a single change: source transactions often touch several tables; memory is
+/// bounded by [`STREAM_BYTES`]).
+const STREAM_BATCHES: usize = 8192;
 /// Bytes buffered between the change stream and the applier.
 const STREAM_BYTES: usize = 32 * 1024 * 1024;
 /// Longest wait between two reconnection attempts.

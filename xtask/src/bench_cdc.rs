@@ -1,6 +1,7 @@
 //! The CDC section of `cargo xtask bench`: PostgreSQL → PostgreSQL change
-//! capture under `pgbench` write load, on the kit's server (source and target
-//! are two databases of one cluster).
+//! capture under `pgbench` write load: the source on the kit's server, the target
+//! on a second PostgreSQL of its own (as in a real migration, the source's
+//! walsender then decodes only the source's WAL).
 //!
 //! 1. **Set-up**: `pgbench -i` source plus `bench_probe`, then `ferry run` in
 //!    `full-load-and-cdc` with `--stop-at-lag-zero` (copy, slot, checkpoint).
@@ -131,6 +132,8 @@ fn measure(
     seconds: u64,
 ) -> Result<Measured> {
     ensure_commit_timestamps(pg)?;
+    let target_server = ferry_tests::private_postgres("bench-cdc-target")?;
+    let tpg = &target_server.service;
     let _ = pg.psql(
         "postgres",
         &format!(
@@ -139,12 +142,12 @@ fn measure(
         ),
     );
     common::recreate_database(pg, SOURCE_DB)?;
-    common::recreate_database(pg, TARGET_DB)?;
+    common::recreate_database(tpg, TARGET_DB)?;
     let src = pg.url(SOURCE_DB);
     eprintln!("xtask: bench cdc: pgbench -i -s {SCALE} into {SOURCE_DB}");
     common::run_status(
         Command::new(common::pg_tool("pgbench"))
-            .args(["-i", "-q", "-s", &SCALE.to_string(), "-d", &src])
+            .args(["-i", "-q", "-s", &SCALE.to_string(), &src])
             .stdout(Stdio::null()),
         "pgbench -i",
     )?;
@@ -156,7 +159,7 @@ fn measure(
 
     let dir = out_dir.join("cdc");
     let state_dir = dir.join("state");
-    let urls = TaskUrls::new(pg, SOURCE_DB, TARGET_DB);
+    let urls = task_urls(pg, tpg);
     let task = cdc_task(&urls, &state_dir);
     let task_path = common::write_task(&dir, &task, &state_dir)?;
     eprintln!("xtask: bench cdc: initial full load and slot");
@@ -184,7 +187,6 @@ fn measure(
                 "2",
                 "-t",
                 &per_client.to_string(),
-                "-d",
                 &src,
             ])
             .env("PGOPTIONS", "-c synchronous_commit=off")
@@ -203,7 +205,7 @@ fn measure(
     )?;
     let apply_time = started.elapsed();
     let applied_changes = status_changes(&state_dir)?;
-    verify(pg)?;
+    verify(pg, tpg)?;
 
     // Lag at a steady rate.
     eprintln!(
@@ -243,21 +245,21 @@ fn measure(
                     "-f",
                 ])
                 .arg(&script)
-                .args(["-d", &src])
+                .arg(&src)
                 .stdout(Stdio::null()),
             "pgbench at a fixed rate",
         )?;
         let wrote = started.elapsed();
         let expected = count(pg, SOURCE_DB, "bench_probe")?;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while count(pg, TARGET_DB, "bench_probe")? < expected {
+        while count(tpg, TARGET_DB, "bench_probe")? < expected {
             if Instant::now() > deadline {
                 return Err("the target did not catch up with the probe rows within 120 s".into());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         let achieved = rate(expected * CHANGES_PER_PROBE_TXN, wrote);
-        Ok((probe_lags(pg)?, achieved))
+        Ok((probe_lags(pg, tpg)?, achieved))
     })();
     stop(&mut running);
     let (mut lags, lag_rate) = lag?;
@@ -276,6 +278,27 @@ fn measure(
         p99: at(0.99),
         max: lags[lags.len() - 1],
     })
+}
+
+/// The task's URLs: plain in the file for password-less servers (the kit's),
+/// otherwise as `${VAR}` references with the URLs in the environment.
+fn task_urls(pg: &PgService, tpg: &PgService) -> TaskUrls {
+    let source = pg.url(SOURCE_DB);
+    let target = tpg.url(TARGET_DB);
+    if pg.redacted_url("") == pg.url("") && tpg.redacted_url("") == tpg.url("") {
+        return TaskUrls {
+            source,
+            target,
+            env: Vec::new(),
+        };
+    }
+    const SOURCE: &str = "FERRY_XTASK_SOURCE_URL";
+    const TARGET: &str = "FERRY_XTASK_TARGET_URL";
+    TaskUrls {
+        source: format!("${{{SOURCE}}}"),
+        target: format!("${{{TARGET}}}"),
+        env: vec![(SOURCE.to_owned(), source), (TARGET.to_owned(), target)],
+    }
 }
 
 /// The task file: every `public` table, full load then CDC.
@@ -328,13 +351,13 @@ fn status_changes(state_dir: &Path) -> Result<u64> {
 }
 
 /// The target holds the source's balances and history after the catch-up.
-fn verify(pg: &PgService) -> Result<()> {
+fn verify(pg: &PgService, tpg: &PgService) -> Result<()> {
     let digest = "SELECT (SELECT sum(abalance) FROM pgbench_accounts) || '/' || \
                   (SELECT sum(tbalance) FROM pgbench_tellers) || '/' || \
                   (SELECT sum(bbalance) FROM pgbench_branches) || '/' || \
                   (SELECT count(*) || ':' || coalesce(sum(delta), 0) FROM pgbench_history)";
     let source = pg.psql(SOURCE_DB, digest)?;
-    let target = pg.psql(TARGET_DB, digest)?;
+    let target = tpg.psql(TARGET_DB, digest)?;
     if source.trim() != target.trim() {
         return Err(format!(
             "after the catch-up the target differs from the source (balances/history: \
@@ -355,11 +378,11 @@ fn count(pg: &PgService, db: &str, table: &str) -> Result<u64> {
 }
 
 /// Each probe row's target commit time minus its source commit time.
-fn probe_lags(pg: &PgService) -> Result<Vec<Duration>> {
+fn probe_lags(pg: &PgService, tpg: &PgService) -> Result<Vec<Duration>> {
     let query = "SELECT id, (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::int8 \
                  FROM bench_probe ORDER BY id";
     let source = commit_times(&pg.psql(SOURCE_DB, query)?)?;
-    let target = commit_times(&pg.psql(TARGET_DB, query)?)?;
+    let target = commit_times(&tpg.psql(TARGET_DB, query)?)?;
     let mut lags = Vec::with_capacity(source.len());
     let mut target = target.into_iter().peekable();
     for (id, committed) in source {
@@ -453,7 +476,7 @@ fn render_markdown(
     let _ = writeln!(
         s,
         "Measured {} on {} ({} CPUs, {}), PostgreSQL {}, commit {}; {} before the timings. \
-         Source and target are two databases of the kit's server.\n",
+         The source is the kit's server, the target a second server on the same machine.\n",
         info.date,
         info.cpu_model,
         info.cpus,

@@ -390,8 +390,10 @@ pub(crate) async fn stream(ctx: StreamContext<'_>, out: BatchSender) -> Result<(
     .map_err(|e| {
         if e.message().contains("does not exist") {
             Error::config(format!(
-                "{}; the task's slot is gone: run the task with mode = \"full-load-and-cdc\" \
-                 (a new full load) or remove the checkpoint with `ferry cleanup`",
+                "{}; the task's replication slot is gone (dropped, or lost by the server), so \
+                 the changes since the task's checkpoint cannot be read: run `ferry cleanup` \
+                 on the task, then run it again with mode = \"full-load-and-cdc\" (a new full \
+                 load)",
                 e.message()
             ))
         } else if e.message().contains("is active for PID") {
@@ -423,6 +425,7 @@ pub(crate) async fn stream(ctx: StreamContext<'_>, out: BatchSender) -> Result<(
     };
     let mut last_status = Instant::now();
     let mut reported = 0u64;
+    let mut server_flush = flush_lsn(&mut s).await?;
     let mut tick = tokio::time::interval(STATUS_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -436,7 +439,7 @@ pub(crate) async fn stream(ctx: StreamContext<'_>, out: BatchSender) -> Result<(
                     return Err(Error::new(ErrorKind::Connection, "the server ended the replication stream").retryable(true));
                 };
                 match pgoutput::parse_stream(data).map_err(|m| malformed(&m))? {
-                    Some(StreamMessage::XLogData(body)) => {
+                    Some(StreamMessage::XLogData { body, .. }) => {
                         let message = pgoutput::parse_logical(body).map_err(|m| malformed(&m))?;
                         if !s.handle(message).await? {
                             repl.terminate().await;
@@ -446,7 +449,11 @@ pub(crate) async fn stream(ctx: StreamContext<'_>, out: BatchSender) -> Result<(
                     Some(StreamMessage::Keepalive { wal_end, clock, reply }) => {
                         if !s.in_transaction && wal_end > s.sent {
                             s.sent = wal_end;
-                            if s.out.send(Batch::marker(position(wal_end), Some(clock), true)).await.is_err() {
+                            // Caught up only once the stream has passed the end of WAL
+                            // the server had flushed at the last look (a keepalive
+                            // also comes in the middle of a backlog).
+                            let caught_up = wal_end >= server_flush;
+                            if s.out.send(Batch::marker(position(wal_end), Some(clock), caught_up)).await.is_err() {
                                 repl.terminate().await;
                                 return Ok(());
                             }
@@ -462,6 +469,7 @@ pub(crate) async fn stream(ctx: StreamContext<'_>, out: BatchSender) -> Result<(
                 }
             }
             _ = tick.tick() => {
+                server_flush = flush_lsn(&mut s).await?;
                 let durable = s.ctx.durable.load(Ordering::SeqCst);
                 if durable != reported || last_status.elapsed() >= STATUS_INTERVAL {
                     // When idle, ask for a keepalive: it becomes a caught-up marker.
@@ -472,6 +480,22 @@ pub(crate) async fn stream(ctx: StreamContext<'_>, out: BatchSender) -> Result<(
             }
         }
     }
+}
+
+/// The server's end of flushed WAL, read on the stream's catalog connection.
+async fn flush_lsn(s: &mut Stream<'_>) -> Result<u64> {
+    if s.client.is_none() {
+        s.client = Some(s.ctx.target.connect().await?);
+    }
+    let Some(client) = s.client.as_ref() else {
+        return Err(Error::internal("no catalog connection"));
+    };
+    let text: String = client
+        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .await
+        .map_err(|e| s.ctx.target.error(e, "reading the server's WAL position"))?
+        .get(0);
+    parse_lsn(&text)
 }
 
 fn malformed(m: &pgoutput::Malformed) -> Error {

@@ -7,8 +7,8 @@ use bytes::{Buf, Bytes};
 /// A stream message the capture loop acts on.
 #[derive(Debug, PartialEq)]
 pub(crate) enum StreamMessage {
-    /// WAL data: a pgoutput message.
-    XLogData(Bytes),
+    /// WAL data: the server's current end of WAL, and a pgoutput message.
+    XLogData { server_end: u64, body: Bytes },
     /// The server's keepalive: the WAL position it has sent up to, its clock,
     /// and whether it wants a status update now.
     Keepalive {
@@ -92,8 +92,13 @@ pub(crate) fn parse_stream(mut data: Bytes) -> Result<Option<StreamMessage>, Mal
     match data.get_u8() {
         b'w' => {
             need(&data, 24, "XLogData header")?;
-            data.advance(24);
-            Ok(Some(StreamMessage::XLogData(data)))
+            let _start = data.get_u64();
+            let server_end = data.get_u64();
+            let _clock = data.get_i64();
+            Ok(Some(StreamMessage::XLogData {
+                server_end,
+                body: data,
+            }))
         }
         b'k' => {
             need(&data, 17, "keepalive")?;
