@@ -265,13 +265,15 @@ pub async fn cleanup_task(config: &TaskConfig) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
     #[tokio::test]
     async fn unbuilt_connector_is_reported_without_password() {
         let text =
             "[source]\nurl = \"sqlite://u:pw@h/db\"\n[target]\nurl = \"mysql://u:pw@h/db\"\n";
-        let config = TaskConfig::parse(text, Path::new("t.toml"), |_| None).expect("valid");
+        // The task's state directory goes next to its file: keep it out of the tree.
+        let file = std::env::temp_dir()
+            .join(format!("ferry-unit-{}", std::process::id()))
+            .join("t.toml");
+        let config = TaskConfig::parse(text, &file, |_| None).expect("valid");
         let e = run_task(&config, &Progress::hidden())
             .await
             .expect_err("sqlite not built");
