@@ -6,14 +6,22 @@
 //! parameters encoded by the COPY codec, and are **pipelined**: each is sent as it
 //! is built and its result checked later, in order, so the connection never waits
 //! for a round trip per change. One connection executes in send order, so the
-//! order of changes is kept.
+//! order of changes is kept. The applier drives that connection itself (no
+//! spawned task), so statements leave in large writes. Every statement's result
+//! is checked before `COMMIT` is sent: an update or delete that found no row
+//! fails the transaction, and a failed applier refuses further work.
+//!
+//! A row changed [`HOT_ROW_CHANGES`] times in one target transaction makes the
+//! applier commit (data and checkpoint) at the next source transaction boundary
+//! by itself: the versions such a row leaves cannot be pruned while the
+//! transaction runs, and each later change walks them all.
 
 use crate::bad_data;
 use crate::catalog::{self, PgTable};
 use crate::codec::{self, CodecError, PgColumnType};
 use crate::connect::{Connection, Target, quote_ident, quote_table};
 use crate::ddl;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use ferry_core::policy::{Action, BadDataRecorder, ValueProblem, row_key};
 use ferry_core::{
     ApplyTable, Batch, ChangeApplier, ChangeEvent, DataType, Error, Operation, Position, Result,
@@ -30,10 +38,16 @@ use tokio_postgres::{Client, Statement};
 /// The control table holding each task's checkpoint.
 pub(crate) const CHECKPOINT_TABLE: &str = "public.ferry_checkpoints";
 /// Statements sent and not yet checked, at most.
-const MAX_IN_FLIGHT: usize = 2048;
+const MAX_IN_FLIGHT: usize = 8192;
 /// Statements held back and then sent together, so the connection writes them
 /// in one go rather than one system call each.
 const SEND_AT_ONCE: usize = 128;
+/// Changes to one row within one target transaction after which the applier
+/// commits at the next source transaction boundary. Every change adds a row
+/// version the transaction cannot prune, and finding the row again walks them
+/// all, so a hot row (a pgbench branch, a counter) costs quadratically in the
+/// transaction's length.
+const HOT_ROW_CHANGES: u32 = 12;
 /// Rows per multi-row `INSERT`, at most (fewer for wide tables: 65,535 parameters).
 const MAX_INSERT_ROWS: usize = 128;
 
@@ -71,6 +85,14 @@ impl ToSql for Param {
     }
 
     to_sql_checked!();
+}
+
+/// The value [`codec::encode`] just wrote into `scratch` (after its 4-byte
+/// length), split off without a copy: values share `scratch`'s allocation.
+fn take_param(scratch: &mut BytesMut) -> Param {
+    let mut value = scratch.split();
+    value.advance(4);
+    Param(Some(value.freeze()))
 }
 
 /// A statement's shape: table, operation, which columns it sets and which it
@@ -141,6 +163,10 @@ pub struct PgApplier {
     unsent: Vec<InFlight>,
     /// A target transaction is open.
     open: bool,
+    /// Changes per row (hash of table and key) in the open transaction.
+    touched: HashMap<u64, u32>,
+    /// A row reached [`HOT_ROW_CHANGES`] in the open transaction.
+    hot: bool,
     /// An error left the transaction incomplete: nothing more may be applied.
     failed: bool,
     /// The last position applied (batch end or marker), committed or not.
@@ -177,6 +203,8 @@ impl PgApplier {
             in_flight: VecDeque::new(),
             unsent: Vec::new(),
             open: false,
+            touched: HashMap::new(),
+            hot: false,
             failed: false,
             applied: None,
             applied_time: None,
@@ -358,7 +386,7 @@ impl PgApplier {
         let ty = &table.types[i];
         scratch.clear();
         let error = match codec::encode(ty, value, scratch) {
-            Ok(()) => return Ok(Some(Param(Some(Bytes::copy_from_slice(&scratch[4..]))))),
+            Ok(()) => return Ok(Some(take_param(scratch))),
             Err(e @ CodecError::Unrepresentable { .. }) => e,
             Err(e) => {
                 return Err(Error::conversion(format!(
@@ -384,7 +412,7 @@ impl PgApplier {
                     codec::encode(ty, &fixed, scratch).map_err(|e| {
                         Error::conversion(format!("{}, column {}: {e}", table.context, column.name))
                     })?;
-                    Ok(Some(Param(Some(Bytes::copy_from_slice(&scratch[4..])))))
+                    Ok(Some(take_param(scratch)))
                 }
                 None => Err(Error::conversion(format!(
                     "{}, column {}, row {}: {problem}; the bad-data policy is \"clamp\" but \
@@ -476,12 +504,27 @@ impl PgApplier {
         let identity: &[Value] = match (&before, kind) {
             (Some(b), _) => b,
             (None, Kind::Update) if !table.key.is_empty() => &after,
-            (None, _) => {
+            (None, _) if !table.key.is_empty() => {
                 return Err(Error::new(
                     ferry_core::ErrorKind::Source,
                     format!(
-                        "{}: a {kind:?} without the row's old values arrived for a table without \
-                     a primary key; set REPLICA IDENTITY FULL on the source table",
+                        "{}: a delete arrived without the row's key (the source sent no old \
+                         row image)",
+                        table.context
+                    ),
+                ));
+            }
+            (None, _) => {
+                let what = if kind == Kind::Update {
+                    "an update"
+                } else {
+                    "a delete"
+                };
+                return Err(Error::new(
+                    ferry_core::ErrorKind::Source,
+                    format!(
+                        "{}: {what} without the row's old values arrived for a table without \
+                         a primary key; set REPLICA IDENTITY FULL on the source table",
                         table.context
                     ),
                 ));
@@ -527,6 +570,16 @@ impl PgApplier {
         }
         let key = key_text(&table.schema, &table.key, identity);
         let context = Arc::clone(&table.context);
+        let identity_params = matched.iter().filter(|on| **on).count();
+        let identity_params = &params[params.len().saturating_sub(identity_params)..];
+        let changes = self
+            .touched
+            .entry(row_hash(id, identity_params))
+            .or_insert(0);
+        *changes += 1;
+        if *changes >= HOT_ROW_CHANGES {
+            self.hot = true;
+        }
         let shape = Shape {
             table: id.clone(),
             op: kind,
@@ -562,7 +615,24 @@ impl PgApplier {
         };
         let policy = old.bad.policy();
         let table = quote_table(&new.id);
+        // Enum types of added or retyped columns first (created unless they exist).
+        let retyped: Vec<ferry_core::Column> = new
+            .columns
+            .iter()
+            .filter(|c| {
+                old.schema.column(&c.name).is_none_or(|was| {
+                    was.data_type != c.data_type || was.source_type != c.source_type
+                })
+            })
+            .cloned()
+            .collect();
         let mut statements = Vec::new();
+        for (schema, qualified, labels) in
+            ddl::enum_types(&TableSchema::new(new.id.clone(), retyped))
+        {
+            statements.push(format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
+            statements.push(ddl::create_enum(&qualified, &labels));
+        }
         for column in &old.schema.columns {
             if new.column(&column.name).is_none() {
                 statements.push(format!(
@@ -632,6 +702,18 @@ impl PgApplier {
         );
         Ok(())
     }
+}
+
+/// A hash of the row a change targets: its table and the values it is matched
+/// on.
+fn row_hash(table: &TableId, params: &[Param]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    table.hash(&mut h);
+    for p in params {
+        p.0.as_deref().hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Awaits `work` on the applier's client while turning the connection, which
@@ -822,6 +904,19 @@ impl PgApplier {
     }
 
     async fn apply_batch(&mut self, batch: Batch) -> Result<()> {
+        let boundary = batch.end_position.is_some();
+        self.apply_events(batch).await?;
+        if boundary && self.hot {
+            // A source transaction ends here: commit now rather than let the
+            // hot row's versions pile up (the runner's next commit then finds
+            // nothing new, or carries on from here).
+            tracing::debug!("committing early: a row changed many times in this transaction");
+            self.commit_transaction().await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_events(&mut self, batch: Batch) -> Result<()> {
         if let Some(position) = &batch.end_position {
             self.applied = Some(position.clone());
             if batch.source_time.is_some() {
@@ -895,6 +990,8 @@ impl PgApplier {
         }
         self.push_simple("COMMIT".into(), "committing the target transaction".into());
         self.open = false;
+        self.touched.clear();
+        self.hot = false;
         self.settle(0).await?;
         self.committed = self.applied.clone();
         Ok(self.committed.clone())

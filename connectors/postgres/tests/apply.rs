@@ -525,6 +525,15 @@ async fn schema_change_adds_drops_and_widens_columns() {
                     true,
                 ),
                 column("added", DataType::Float64, "double precision", true),
+                column(
+                    "mood",
+                    DataType::Enum {
+                        name: "mood".into(),
+                        labels: vec!["sad".into(), "happy".into()],
+                    },
+                    r#""public"."mood""#,
+                    true,
+                ),
             ],
         );
         s.primary_key = vec!["id".into()];
@@ -540,6 +549,7 @@ async fn schema_change_adds_drops_and_widens_columns() {
                     Value::Int64(1 << 40),
                     text("a longer label"),
                     Value::Float64(2.5),
+                    Value::Enum(Text::from("happy")),
                 ]),
                 update(
                     None,
@@ -547,6 +557,7 @@ async fn schema_change_adds_drops_and_widens_columns() {
                         Value::Int32(1),
                         Value::Int64(8),
                         Value::Unchanged,
+                        Value::Null,
                         Value::Null,
                     ],
                 ),
@@ -561,11 +572,15 @@ async fn schema_change_adds_drops_and_widens_columns() {
             "SELECT column_name, data_type, coalesce(character_maximum_length::text, '') \
              FROM information_schema.columns WHERE table_name = 'evolving' ORDER BY ordinal_position"
         ),
-        "id|integer|\nsmall|bigint|\nlabel|character varying|20\nadded|double precision|"
+        "id|integer|\nsmall|bigint|\nlabel|character varying|20\n\
+         added|double precision|\nmood|USER-DEFINED|"
     );
     assert_eq!(
-        f.sql("SELECT id, small, label, coalesce(added::text, '-') FROM evolving ORDER BY id"),
-        "1|8|short|-\n2|1099511627776|a longer label|2.5"
+        f.sql(
+            "SELECT id, small, label, coalesce(added::text, '-'), coalesce(mood::text, '-') \
+             FROM evolving ORDER BY id"
+        ),
+        "1|8|short|-|-\n2|1099511627776|a longer label|2.5|happy"
     );
 }
 
@@ -661,4 +676,66 @@ async fn lost_connection_is_retryable_and_loses_nothing_committed() {
         f.sink.read_checkpoint("conn").await.expect("read"),
         Some(pos(1))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_row_commits_early_but_only_at_a_source_transaction_boundary() {
+    let schema = Arc::new(items(true));
+    let f = Fixture::new("apply_hot", &[&schema]).await;
+    let mut applier = f.applier("hot", &[&schema]).await;
+    applier
+        .apply(batch(
+            &schema,
+            vec![insert(item(1, "a", Some(0)))],
+            Some(pos(1)),
+        ))
+        .await
+        .expect("apply");
+    // One source transaction changing the same row many times, in many batches.
+    for n in 1..40 {
+        applier
+            .apply(batch(
+                &schema,
+                vec![update(None, item(1, "a", Some(n)))],
+                None,
+            ))
+            .await
+            .expect("apply");
+        // Not at a boundary: nothing is committed yet.
+        assert_eq!(f.sink.read_checkpoint("hot").await.expect("read"), None);
+        assert_eq!(f.sql("SELECT count(*) FROM items"), "0");
+    }
+    applier
+        .apply(batch(
+            &schema,
+            vec![update(None, item(1, "a", Some(40)))],
+            Some(pos(2)),
+        ))
+        .await
+        .expect("apply");
+    // The boundary after the hot row: committed without waiting for the runner.
+    assert_eq!(
+        f.sink.read_checkpoint("hot").await.expect("read"),
+        Some(pos(2))
+    );
+    assert_eq!(f.items(), "1|a|40");
+    assert_eq!(applier.commit().await.expect("commit"), Some(pos(2)));
+
+    // A row changed a few times does not commit early.
+    for n in 41..44 {
+        applier
+            .apply(batch(
+                &schema,
+                vec![update(None, item(1, "a", Some(n)))],
+                Some(pos(n as u64)),
+            ))
+            .await
+            .expect("apply");
+    }
+    assert_eq!(
+        f.sink.read_checkpoint("hot").await.expect("read"),
+        Some(pos(2))
+    );
+    assert_eq!(applier.commit().await.expect("commit"), Some(pos(43)));
+    assert_eq!(f.items(), "1|a|43");
 }
