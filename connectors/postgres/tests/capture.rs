@@ -102,7 +102,10 @@ impl Capture {
     }
 }
 
-fn changes(batches: &[Batch]) -> Vec<(Operation, Option<Vec<Value>>, Option<Vec<Value>>)> {
+/// A change as (operation, before, after).
+type Change = (Operation, Option<Vec<Value>>, Option<Vec<Value>>);
+
+fn changes(batches: &[Batch]) -> Vec<Change> {
     batches
         .iter()
         .flat_map(|b| b.events.iter())
