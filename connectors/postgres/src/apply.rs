@@ -48,6 +48,9 @@ const SEND_AT_ONCE: usize = 128;
 /// all, so a hot row (a pgbench branch, a counter) costs quadratically in the
 /// transaction's length.
 const HOT_ROW_CHANGES: u32 = 12;
+/// Rows whose changes are counted at most (the count starts over beyond), so
+/// memory stays flat in a transaction of any size.
+const HOT_ROW_TRACKED: usize = 1 << 16;
 /// Rows per multi-row `INSERT`, at most (fewer for wide tables: 65,535 parameters).
 const MAX_INSERT_ROWS: usize = 128;
 
@@ -572,6 +575,9 @@ impl PgApplier {
         let context = Arc::clone(&table.context);
         let identity_params = matched.iter().filter(|on| **on).count();
         let identity_params = &params[params.len().saturating_sub(identity_params)..];
+        if self.touched.len() >= HOT_ROW_TRACKED {
+            self.touched.clear();
+        }
         let changes = self
             .touched
             .entry(row_hash(id, identity_params))
