@@ -183,6 +183,24 @@ pub trait Source: Send + Sync {
         }
     }
 
+    /// Prepares change capture for `task` like [`Source::capture_position`] and
+    /// returns the position written as `text` in the source's own notation (the
+    /// `start-position` of a `cdc` task), refusing one the source cannot stream
+    /// from. The default refuses.
+    fn start_position(
+        &self,
+        _task: &str,
+        _catalog: &Catalog,
+        text: &str,
+    ) -> impl Future<Output = Result<Position>> + Send {
+        async move {
+            Err(Error::unsupported(format!(
+                "{} source cannot start change capture at a given position ({text:?})",
+                self.engine()
+            )))
+        }
+    }
+
     /// `position` as people know it (PostgreSQL `0/16B3748`, MySQL
     /// `binlog.000003:1234`), for status and logs. The default shows its hex.
     fn describe_position(&self, position: &Position) -> String {

@@ -264,6 +264,11 @@ pub struct TaskSettings {
     /// 200), so lag stays low under a light load.
     #[serde(default = "default_commit_delay_ms")]
     pub commit_delay_ms: u64,
+    /// `cdc` mode: where the change stream starts when the task has no checkpoint
+    /// yet, in the source's own notation (PostgreSQL LSN `0/16B3748`, MySQL
+    /// `binlog.000042:1234`). Default: now.
+    #[serde(default)]
+    pub start_position: Option<String>,
 }
 
 /// What CDC does on a source schema change (`[task] ddl-policy`).
@@ -300,6 +305,7 @@ impl Default for TaskSettings {
             ddl_policy: DdlPolicy::default(),
             commit_rows: default_commit_rows(),
             commit_delay_ms: default_commit_delay_ms(),
+            start_position: None,
         }
     }
 }
@@ -432,6 +438,14 @@ impl TaskConfig {
                     ),
                 });
             }
+        }
+        if self.task.start_position.is_some() && self.task.mode != TaskMode::Cdc {
+            return Err(ConfigError::Invalid {
+                at: doc.at_key(keys, "task.start-position"),
+                message: "start-position only applies to mode = \"cdc\" (full-load-and-cdc \
+                          starts where its snapshot was taken)"
+                    .into(),
+            });
         }
         if self.task.commit_rows == 0 {
             return Err(ConfigError::Invalid {
@@ -907,6 +921,20 @@ state-dir = ".ferry/shop"
         ))
         .expect_err("unknown policy");
         assert!(e.to_string().contains("zero"), "{e}");
+    }
+
+    #[test]
+    fn start_position_belongs_to_cdc_mode() {
+        let c = parse(&format!(
+            "{MINIMAL}[task]\nmode = \"cdc\"\nstart-position = \"0/16B3748\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.task.start_position.as_deref(), Some("0/16B3748"));
+        let e = parse(&format!(
+            "{MINIMAL}[task]\nmode = \"full-load-and-cdc\"\nstart-position = \"0/1\"\n"
+        ))
+        .expect_err("only cdc");
+        assert!(e.to_string().contains("task.start-position"), "{e}");
     }
 
     #[test]

@@ -444,6 +444,10 @@ impl Source for AnySource {
         dispatch!(AnySource, self, s => s.capture_position(task, catalog).await)
     }
 
+    async fn start_position(&self, task: &str, catalog: &Catalog, text: &str) -> Result<Position> {
+        dispatch!(AnySource, self, s => s.start_position(task, catalog, text).await)
+    }
+
     async fn stream_changes(
         &self,
         task: &str,

@@ -229,10 +229,11 @@ async fn start_cdc_only(
     let catalog = Catalog {
         tables: conversion.tables.into_iter().map(|(s, _)| s).collect(),
     };
-    let position = source
-        .capture_position(task, &catalog)
-        .await
-        .map_err(|e| e.context("starting change capture at the source"))?;
+    let position = match &plan.start_position {
+        Some(text) => source.start_position(task, &catalog, text).await,
+        None => source.capture_position(task, &catalog).await,
+    }
+    .map_err(|e| e.context("starting change capture at the source"))?;
     sink.write_checkpoint(task, &position)
         .await
         .map_err(|e| e.context("storing the start position as the task's checkpoint"))?;

@@ -42,6 +42,9 @@ pub struct Plan {
     /// the snapshot is then opened with [`Source::begin_capture_snapshot`] and its
     /// position returned in [`Summary::snapshot_position`].
     pub capture_task: Option<String>,
+    /// `cdc` without a checkpoint: where the stream starts, in the source's own
+    /// notation (`None`: now).
+    pub start_position: Option<String>,
 }
 
 impl Plan {
@@ -60,6 +63,7 @@ impl Plan {
                 .collect(),
             state_dir: settings.state_dir.clone(),
             capture_task: None,
+            start_position: settings.start_position.clone(),
         }
     }
 

@@ -189,3 +189,96 @@ fn postgres_to_mariadb_full_load_and_cdc_converges() {
     let _ = pg.drop_database(&src);
     let _ = maria.drop_database(&dst);
 }
+
+#[test]
+fn cdc_mode_starts_at_a_given_binlog_position() {
+    let maria = mariadb_or_panic();
+    let pg = postgres_or_panic();
+    let src = maria.create_database("cdc_at").expect("source db");
+    maria
+        .sql(&src, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20)); INSERT INTO t VALUES (1, 'before');")
+        .expect("schema");
+    let status = maria
+        .sql(&src, "SHOW MASTER STATUS")
+        .expect("binlog position");
+    let mut fields = status.split_whitespace();
+    let (file, offset) = (
+        fields.next().expect("binlog file").to_string(),
+        fields.next().expect("binlog offset").to_string(),
+    );
+    // After the position: these are the changes the task must apply.
+    maria
+        .sql(
+            &src,
+            "INSERT INTO t VALUES (2, 'after'); UPDATE t SET v = 'changed' WHERE id = 1;",
+        )
+        .expect("changes");
+    let dst = pg.create_database("cdc_at").expect("target db");
+    let dir = TempDir::new("cdc-at");
+    // The target table exists with the row as it was at the position.
+    let load = cdc_task(
+        &maria.url(&src),
+        &pg.url(&dst),
+        "full-load",
+        &[&format!("{src}.t")],
+        "",
+    );
+    let mut loader = Ferry::start(&dir, "load", &load, &[]);
+    let (code, output) = loader.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{output}");
+    pg.psql(
+        &dst,
+        &format!("DELETE FROM \"{src}\".t WHERE id = 2; UPDATE \"{src}\".t SET v = 'before'"),
+    )
+    .expect("rewind the target to the position");
+
+    let bad = cdc_task(
+        &maria.url(&src),
+        &pg.url(&dst),
+        "cdc",
+        &[&format!("{src}.t")],
+        "table-prep = \"do-nothing\"\nstart-position = \"no-such-binlog.000001:4\"\n",
+    );
+    let mut ferry = Ferry::start(&dir, "at-bad", &bad, &[]);
+    let (code, output) = ferry.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("no-such-binlog.000001") && output.contains("SHOW BINARY LOGS"),
+        "{output}"
+    );
+
+    let task = cdc_task(
+        &maria.url(&src),
+        &pg.url(&dst),
+        "cdc",
+        &[&format!("{src}.t")],
+        &format!("table-prep = \"do-nothing\"\nstart-position = \"{file}:{offset}\"\n"),
+    );
+    let ferry = Ferry::start(&dir, "at", &task, &[]);
+    maria
+        .sql(&src, "INSERT INTO t VALUES (3, 'later');")
+        .expect("later change");
+    wait_for(
+        "the changes since the position",
+        Duration::from_secs(60),
+        || {
+            let rows = pg
+                .psql(
+                    &dst,
+                    &format!("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM \"{src}\".t"),
+                )
+                .map_err(|e| e.to_string())?;
+            if rows.trim() == "1=changed,2=after,3=later" {
+                Ok(())
+            } else {
+                Err(rows)
+            }
+        },
+    );
+    let task_file = ferry.task_file.clone();
+    let (code, output) = ferry.terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{output}");
+    cdc::cleanup(&task_file);
+    let _ = maria.drop_database(&src);
+    let _ = pg.drop_database(&dst);
+}

@@ -697,6 +697,42 @@ impl Source for MySqlSource {
         Ok(position.encode())
     }
 
+    async fn start_position(&self, task: &str, catalog: &Catalog, text: &str) -> Result<Position> {
+        let _now = self.capture_position(task, catalog).await?;
+        let (file, offset) = text
+            .trim()
+            .rsplit_once(':')
+            .and_then(|(file, offset)| Some((file, offset.trim().parse::<u64>().ok()?)))
+            .filter(|(file, _)| !file.is_empty())
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "start-position {text:?} is not a binlog position (file:offset, like \
+                     binlog.000042:1234)"
+                ))
+            })?;
+        let mut conn = self.target.connect().await?;
+        let logs: Vec<mysql_async::Row> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(|e| self.target.error(e, "listing the binary logs"))?;
+        let _ = conn.disconnect().await;
+        let known = logs
+            .iter()
+            .any(|row| row.get::<String, _>(0).as_deref() == Some(file));
+        if !known {
+            return Err(Error::config(format!(
+                "start-position {text}: binary log {file} is not on the server (purged, or \
+                 misspelled); SHOW BINARY LOGS lists the ones there are"
+            )));
+        }
+        Ok(crate::position::BinlogPosition {
+            file: file.to_owned(),
+            offset: offset.max(4),
+            gtid: None,
+        }
+        .encode())
+    }
+
     async fn stream_changes(
         &self,
         task: &str,

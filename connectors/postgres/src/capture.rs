@@ -54,7 +54,8 @@ pub(crate) fn lsn_text(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
-fn parse_lsn(text: &str) -> Result<u64> {
+/// Parses `X/Y` LSN text.
+pub(crate) fn parse_lsn(text: &str) -> Result<u64> {
     text.split_once('/')
         .and_then(|(hi, lo)| {
             Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)

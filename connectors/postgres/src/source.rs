@@ -282,6 +282,25 @@ impl Source for PgSource {
         crate::capture::capture_position(&self.target, task, catalog).await
     }
 
+    async fn start_position(&self, task: &str, catalog: &Catalog, text: &str) -> Result<Position> {
+        let wanted = crate::capture::parse_lsn(text.trim()).map_err(|_| {
+            Error::config(format!(
+                "start-position {text:?} is not a PostgreSQL LSN (like 0/16B3748)"
+            ))
+        })?;
+        let slot = crate::capture::lsn(&self.capture_position(task, catalog).await?)?;
+        if wanted < slot {
+            return Err(Error::config(format!(
+                "start-position {text} is before the task's replication slot ({}): the \
+                 slot cannot stream changes from before it was created. Start at or after \
+                 {}, or use mode = \"full-load-and-cdc\"",
+                crate::capture::lsn_text(slot),
+                crate::capture::lsn_text(slot)
+            )));
+        }
+        Ok(crate::capture::position(wanted))
+    }
+
     async fn stream_changes(
         &self,
         task: &str,
