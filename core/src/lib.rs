@@ -7,6 +7,7 @@ pub mod channel;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod mapping;
 pub mod policy;
 pub mod schema;
 #[cfg(feature = "test-utils")]
@@ -19,6 +20,7 @@ pub use channel::{BatchReceiver, BatchSender, batch_channel};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Batch, ChangeEvent, Operation, Position, Row};
 pub use filter::TableFilter;
+pub use mapping::TableMapping;
 pub use policy::{BadDataPolicy, BadRow, LoadReport};
 pub use schema::{
     AUTO_INCREMENT, Catalog, Column, Finding, FindingLevel, ForeignKey, Index, IndexPart,

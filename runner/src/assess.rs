@@ -23,7 +23,7 @@
 
 use crate::config::TaskConfig;
 use crate::endpoint::{AnySink, AnySource};
-use crate::pipeline::{Plan, convert_tables, select_tables};
+use crate::pipeline::{Plan, select_tables};
 use ferry_core::{
     BadDataPolicy, Catalog, Finding, FindingLevel, Result, Sink, Source, TableId, TablePrep,
     TableSchema, finding_code,
@@ -134,7 +134,7 @@ pub async fn assess_task(config: &TaskConfig) -> Result<Assessment> {
         AnySource::connect(&config.source),
         AnySink::connect(&config.target)
     )?;
-    let mut report = assess(&source, &sink, &Plan::from_settings(&config.task)).await?;
+    let mut report = assess(&source, &sink, &Plan::from_config(config)).await?;
     report.source.url = config.source.redacted_url();
     report.target.url = config.target.redacted_url();
     Ok(report)
@@ -155,7 +155,7 @@ pub async fn assess<S: Source, K: Sink>(source: &S, sink: &K, plan: &Plan) -> Re
     let catalog = Catalog {
         tables: tables.clone(),
     };
-    let conversion = convert_tables(sink, source.engine(), tables)?;
+    let conversion = plan.convert(sink, source.engine(), tables)?;
     findings.extend(conversion.findings);
     for p in &conversion.passed_through {
         findings.push(

@@ -8,7 +8,7 @@
 //! streamed again, so nothing is lost and nothing applied twice.
 
 use crate::config::DdlPolicy;
-use crate::pipeline::{Plan, convert_tables, select_tables};
+use crate::pipeline::{Plan, select_tables};
 use crate::status::{StatusBoard, TablePhase};
 use ferry_core::{
     ApplyTable, Batch, Catalog, ChangeApplier, Error, ErrorKind, FindingLevel, Operation, Position,
@@ -209,7 +209,7 @@ where
         _ => from.clone(),
     };
     let selected = select_tables(source.as_ref(), plan).await?;
-    let conversion = convert_tables(sink.as_ref(), source.engine(), selected)?;
+    let conversion = plan.convert(sink.as_ref(), source.engine(), selected)?;
     if let Some(error) = conversion
         .findings
         .iter()
@@ -290,7 +290,7 @@ where
             let source_time = batch.source_time;
             let marker = batch.is_marker();
             if !marker {
-                route_batch(&mut batch, &mut routes, sink.as_ref(), source.engine(), options, board)?;
+                route_batch(&mut batch, &mut routes, sink.as_ref(), source.engine(), options, plan, board)?;
                 let events = batch.events.len();
                 pending.changes += events;
                 summary.changes += events as u64;
@@ -350,6 +350,7 @@ fn route_batch<K: Sink>(
     sink: &K,
     source_engine: &str,
     options: &CdcOptions,
+    plan: &Plan,
     board: &StatusBoard,
 ) -> Result<()> {
     let id = batch.schema.id.clone();
@@ -374,7 +375,10 @@ fn route_batch<K: Sink>(
                 .map_err(|e| e.context(format!("converting the new shape of source table {id}")))?;
             tracing::info!(table = %id, change = %describe_change(&route.source, &batch.schema), "applying source schema change");
             let mut target = target;
-            target.id = route.target.id.clone();
+            match &plan.mapping {
+                Some(mapping) => mapping.rename(&id, &mut target)?,
+                None => target.id = route.target.id.clone(),
+            }
             route.target = Arc::new(target);
             board.count_ddl(&id);
         }

@@ -164,10 +164,15 @@ pub struct TaskConfig {
     /// parser so the file format is stable, rejected until rules are implemented.
     #[serde(default)]
     rules: Option<Vec<toml::Table>>,
-    /// `mapping = "dms-table-mappings.json"`: an AWS DMS table-mapping file.
-    /// Accepted by the parser, rejected until mappings are implemented.
+    /// `mapping = "dms-table-mappings.json"`: an AWS DMS table-mapping file, used
+    /// as it is (relative to the task file). Its selection rules replace
+    /// `include`/`exclude`; its transformation rules rename schemas, tables and
+    /// columns.
     #[serde(default)]
     mapping: Option<String>,
+    /// The rules read from `mapping`.
+    #[serde(skip)]
+    table_mapping: Option<std::sync::Arc<ferry_core::TableMapping>>,
     /// Values of environment variables interpolated into `[source]` / `[target]`.
     #[serde(skip)]
     env_secrets: Vec<SecretString>,
@@ -348,7 +353,39 @@ impl TaskConfig {
         config.env_secrets = env_secrets.into_iter().map(SecretString::from).collect();
         config.file = file.to_path_buf();
         config.validate(&doc, &keys)?;
+        if let Some(name) = config.mapping.clone() {
+            let at = || doc.at_key(&keys, "mapping");
+            if !config.task.include.is_empty() || !config.task.exclude.is_empty() {
+                return Err(ConfigError::Invalid {
+                    at: at(),
+                    message: "the mapping's selection rules choose the tables: remove \
+                              task.include and task.exclude"
+                        .into(),
+                });
+            }
+            let base = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let path = base.join(&name);
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                at: at(),
+                message: format!("cannot read the table-mapping file {}: {e}", path.display()),
+            })?;
+            let mapping =
+                ferry_core::TableMapping::from_dms_json(&text, &path.display().to_string())
+                    .map_err(|e| ConfigError::Invalid {
+                        at: at(),
+                        message: e.message().to_string(),
+                    })?;
+            config.table_mapping = Some(std::sync::Arc::new(mapping));
+        }
         Ok(config)
+    }
+
+    /// The table mapping of `mapping`, if any.
+    pub fn table_mapping(&self) -> Option<&std::sync::Arc<ferry_core::TableMapping>> {
+        self.table_mapping.as_ref()
     }
 
     /// The task's name: `[task] name`, else the task file's name without extension
@@ -397,12 +434,7 @@ impl TaskConfig {
                 what: "[[rules]] (table mapping rules)".into(),
             });
         }
-        if self.mapping.is_some() {
-            return Err(ConfigError::NotSupported {
-                at: doc.at_key(keys, "mapping"),
-                what: "`mapping` (DMS table-mapping file)".into(),
-            });
-        }
+
         for (name, patterns) in [
             ("include", &self.task.include),
             ("exclude", &self.task.exclude),
@@ -1094,15 +1126,37 @@ include = ["${SCHEMA}.*"]
     }
 
     #[test]
-    fn rules_and_mapping_are_rejected_not_ignored() {
+    fn toml_rules_are_rejected_and_a_mapping_file_is_read() {
         let e = parse(&format!("{MINIMAL}[[rules]]\naction = \"rename\"\n")).expect_err("rules");
         assert!(matches!(e, ConfigError::NotSupported { .. }));
         assert!(e.to_string().contains("not supported yet"), "{e}");
         assert!(e.to_string().contains("rules"), "{e}");
-        let text = format!("mapping = \"dms.json\"\n{MINIMAL}");
+        let text = format!("mapping = \"no-such-dms.json\"\n{MINIMAL}");
         let e = parse(&text).expect_err("mapping");
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(
+            e.to_string().contains("cannot read the table-mapping file"),
+            "{e}"
+        );
         assert_eq!(e.location().and_then(|l| l.line), Some(1));
+
+        let dir = std::env::temp_dir().join(format!("ferry-mapping-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("m.json"),
+            r#"{"rules": [{"rule-type": "selection", "rule-id": "1",
+                "object-locator": {"schema-name": "s", "table-name": "%"}, "rule-action": "include"}]}"#,
+        )
+        .expect("mapping file");
+        let text = format!("mapping = \"m.json\"\n{MINIMAL}");
+        let c = TaskConfig::parse(&text, &dir.join("t.toml"), |_| None).expect("valid");
+        assert_eq!(
+            c.table_mapping().map(|m| m.patterns().0),
+            Some(vec!["s.%".to_owned()])
+        );
+        let text = format!("mapping = \"m.json\"\n{MINIMAL}[task]\ninclude = [\"s.t\"]\n");
+        let e = TaskConfig::parse(&text, &dir.join("t.toml"), |_| None).expect_err("both");
+        assert!(e.to_string().contains("remove task.include"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -123,7 +123,7 @@ async fn run_mode(
         Ok((Arc::new(source), Arc::new(sink)))
     };
     let (source, sink) = connect().await?;
-    let mut plan = Plan::from_settings(&config.task);
+    let mut plan = Plan::from_config(config);
     let mut summary = Summary::default();
     let from = match mode {
         TaskMode::FullLoad => None,
@@ -217,7 +217,7 @@ async fn start_cdc_only(
     task: &str,
 ) -> Result<Position> {
     let selected = pipeline::select_tables(source, plan).await?;
-    let conversion = pipeline::convert_tables(sink, source.engine(), selected)?;
+    let conversion = plan.convert(sink, source.engine(), selected)?;
     for (_, target) in &conversion.tables {
         sink.prepare_table(target, plan.table_prep)
             .await

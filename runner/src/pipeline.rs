@@ -45,6 +45,8 @@ pub struct Plan {
     /// `cdc` without a checkpoint: where the stream starts, in the source's own
     /// notation (`None`: now).
     pub start_position: Option<String>,
+    /// Table mapping rules (renames) applied to every converted table.
+    pub mapping: Option<Arc<ferry_core::TableMapping>>,
 }
 
 impl Plan {
@@ -64,7 +66,21 @@ impl Plan {
             state_dir: settings.state_dir.clone(),
             capture_task: None,
             start_position: settings.start_position.clone(),
+            mapping: None,
         }
+    }
+
+    /// The plan of a task file: its `[task]` section and its table mapping (whose
+    /// selection rules become the include and exclude patterns).
+    pub fn from_config(config: &crate::config::TaskConfig) -> Self {
+        let mut plan = Plan::from_settings(&config.task);
+        if let Some(mapping) = config.table_mapping() {
+            let (include, exclude) = mapping.patterns();
+            plan.include = include;
+            plan.exclude = exclude;
+            plan.mapping = Some(Arc::clone(mapping));
+        }
+        plan
     }
 
     /// A plan with the given selection and defaults for everything else (table-prep
@@ -75,6 +91,16 @@ impl Plan {
             exclude: exclude.to_vec(),
             ..Plan::from_settings(&TaskSettings::default())
         }
+    }
+
+    /// [`convert_tables`] with this plan's table mapping.
+    pub fn convert<K: Sink>(
+        &self,
+        sink: &K,
+        source_engine: &str,
+        tables: Vec<TableSchema>,
+    ) -> Result<Conversion> {
+        convert_tables(sink, source_engine, tables, self.mapping.as_deref())
     }
 
     /// The bad-data policy of a source table: an exact `[task.bad-data-tables]` key
@@ -377,12 +403,16 @@ pub fn convert_tables<K: Sink>(
     sink: &K,
     source_engine: &str,
     tables: Vec<TableSchema>,
+    mapping: Option<&ferry_core::TableMapping>,
 ) -> Result<Conversion> {
     let mut out = Conversion::default();
     for table in tables {
-        let (target, findings) = sink
+        let (mut target, findings) = sink
             .convert_schema(source_engine, &table)
             .map_err(|e| e.context(table_label(&table.id, None)))?;
+        if let Some(mapping) = mapping {
+            mapping.rename(&table.id, &mut target)?;
+        }
         let other: Vec<&str> = table
             .columns
             .iter()
@@ -444,7 +474,7 @@ where
             .then_with(|| a.id.cmp(&b.id))
     });
 
-    let conversion = convert_tables(sink.as_ref(), source.engine(), selected)?;
+    let conversion = plan.convert(sink.as_ref(), source.engine(), selected)?;
     if let Some(error) = conversion
         .findings
         .iter()

@@ -14,7 +14,7 @@
 
 use crate::config::TaskConfig;
 use crate::endpoint::{AnySink, AnySource};
-use crate::pipeline::{PassedThrough, Plan, convert_tables, select_tables};
+use crate::pipeline::{PassedThrough, Plan, select_tables};
 use ferry_core::{Finding, FindingLevel, Result, SchemaDdl, Sink, Source, TableId};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -110,7 +110,7 @@ pub async fn schema_for_task(config: &TaskConfig) -> Result<SchemaScript> {
         }
     };
     let source = AnySource::connect(&config.source).await?;
-    generate(&source, &sink, &Plan::from_settings(&config.task)).await
+    generate(&source, &sink, &Plan::from_config(config)).await
 }
 
 /// The target DDL of the tables `plan` selects from `source`, as `sink` would
@@ -122,7 +122,7 @@ pub async fn generate<S: Source, K: Sink>(
 ) -> Result<SchemaScript> {
     let mut tables = select_tables(source, plan).await?;
     tables.sort_by(|a, b| a.id.cmp(&b.id));
-    let conversion = convert_tables(sink, source.engine(), tables)?;
+    let conversion = plan.convert(sink, source.engine(), tables)?;
     let mut out = SchemaScript {
         source_engine: source.engine().to_string(),
         target_engine: sink.engine().to_string(),

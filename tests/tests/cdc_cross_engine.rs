@@ -9,24 +9,13 @@ mod cross_engine;
 
 use cdc::{
     Ferry, Rng, Writer, canonical_rows, cdc_task, diff_rows, maria_source_tables,
-    maria_workload_sql, pg_source_tables, pg_workload_sql, status_json, wait_for,
+    maria_workload_sql, pg_source_tables, pg_workload_sql, wait_for,
 };
 use common::TempDir;
 use ferry_tests::{mariadb_or_panic, postgres_or_panic};
 use std::time::Duration;
 
 const TABLES: [&str; 4] = ["accounts", "docs", "nopk", "counter"];
-
-fn wait_for_cdc(ferry: &Ferry) {
-    wait_for("the CDC phase", Duration::from_secs(120), || {
-        let s = status_json(&ferry.task_file).unwrap_or_default();
-        match s["phase"].as_str() {
-            Some("cdc") => Ok(()),
-            Some("failed") => panic!("ferry failed: {}", ferry.output()),
-            other => Err(format!("{other:?}")),
-        }
-    });
-}
 
 #[test]
 fn mariadb_to_postgres_full_load_and_cdc_converges() {
@@ -72,7 +61,7 @@ fn mariadb_to_postgres_full_load_and_cdc_converges() {
         "",
     );
     let ferry = Ferry::start(&dir, "mypg", &task, &[]);
-    wait_for_cdc(&ferry);
+    cdc::wait_for_cdc(&ferry);
     maria.sql(&src, &tz_row(2)).expect("tz row 2");
     writer.wait_steps(writer.done() + 60, Duration::from_secs(120));
     writer.stop();
@@ -103,10 +92,7 @@ fn mariadb_to_postgres_full_load_and_cdc_converges() {
         rows[0], rows[1],
         "snapshot and stream disagree on the same instant: {tz}"
     );
-    let task_file = ferry.task_file.clone();
-    let (code, output) = ferry.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{output}");
-    cdc::cleanup(&task_file);
+    cdc::stop_and_clean_up(ferry);
     let _ = maria.drop_database(&src);
     let _ = pg.drop_database(&dst);
 }
@@ -150,7 +136,7 @@ fn postgres_to_mariadb_full_load_and_cdc_converges() {
         "",
     );
     let ferry = Ferry::start(&dir, "pgmy", &task, &[]);
-    wait_for_cdc(&ferry);
+    cdc::wait_for_cdc(&ferry);
     pg.psql(&src, &tz_row(2)).expect("tz row 2");
     writer.wait_steps(writer.done() + 60, Duration::from_secs(120));
     writer.stop();
@@ -182,10 +168,7 @@ fn postgres_to_mariadb_full_load_and_cdc_converges() {
         rows[0].starts_with("2024-02-29 18:29:59.123456"),
         "UTC instant kept: {tz}"
     );
-    let task_file = ferry.task_file.clone();
-    let (code, output) = ferry.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{output}");
-    cdc::cleanup(&task_file);
+    cdc::stop_and_clean_up(ferry);
     let _ = pg.drop_database(&src);
     let _ = maria.drop_database(&dst);
 }
@@ -275,10 +258,7 @@ fn cdc_mode_starts_at_a_given_binlog_position() {
             }
         },
     );
-    let task_file = ferry.task_file.clone();
-    let (code, output) = ferry.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{output}");
-    cdc::cleanup(&task_file);
+    cdc::stop_and_clean_up(ferry);
     let _ = maria.drop_database(&src);
     let _ = pg.drop_database(&dst);
 }

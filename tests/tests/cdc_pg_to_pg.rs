@@ -43,9 +43,7 @@ fn start_writer(pg: &PgService, db: &str, seed_rows: u64, seed: u64) -> Writer {
 
 #[test]
 fn full_load_and_cdc_converges_under_a_steady_writer() {
-    let pg = postgres_or_panic();
-    let src = pg.create_database("cdc_src").expect("source db");
-    let dst = pg.create_database("cdc_dst").expect("target db");
+    let (pg, src, dst) = cdc::pg_databases("cdc_src", "cdc_dst");
     pg.psql(&src, &pg_source_tables(100_000))
         .expect("source schema");
     let dir = TempDir::new("cdc-pg-pg");
@@ -59,13 +57,7 @@ fn full_load_and_cdc_converges_under_a_steady_writer() {
         "",
     );
     let ferry = Ferry::start(&dir, "steady", &task, &[]);
-    wait_for("the CDC phase", Duration::from_secs(120), || {
-        match phase(&ferry.task_file).as_str() {
-            "cdc" => Ok(()),
-            "failed" => panic!("ferry failed: {}", ferry.output()),
-            other => Err(other.to_string()),
-        }
-    });
+    cdc::wait_for_cdc(&ferry);
     let steps = writer.done();
     writer.wait_steps(steps + 60, Duration::from_secs(120));
     let total = writer.stop();
@@ -145,9 +137,7 @@ fn full_load_and_cdc_converges_under_a_steady_writer() {
 
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
-    let pg = postgres_or_panic();
-    let src = pg.create_database("crash_src").expect("source db");
-    let dst = pg.create_database("crash_dst").expect("target db");
+    let (pg, src, dst) = cdc::pg_databases("crash_src", "crash_dst");
     pg.psql(&src, &pg_source_tables(200_000))
         .expect("source schema");
     let dir = TempDir::new("cdc-crash");
@@ -259,12 +249,7 @@ fn the_task_reconnects_by_itself_after_a_source_restart() {
     );
     let ferry = Ferry::start(&dir, "restart", &task, &[]);
     let writer = start_writer(svc, &src, 1_000, 5);
-    wait_for("the CDC phase", Duration::from_secs(60), || {
-        match phase(&ferry.task_file).as_str() {
-            "cdc" => Ok(()),
-            other => Err(other.to_string()),
-        }
-    });
+    cdc::wait_for_cdc(&ferry);
     writer.wait_steps(writer.done() + 20, Duration::from_secs(60));
     source.stop().expect("stop the source");
     wait_for(
@@ -292,18 +277,13 @@ fn the_task_reconnects_by_itself_after_a_source_restart() {
         Duration::from_secs(120),
         || TABLES.iter().try_for_each(|t| same(t)),
     );
-    let task_file = ferry.task_file.clone();
-    let (code, output) = ferry.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{output}");
-    cdc::cleanup(&task_file);
+    cdc::stop_and_clean_up(ferry);
     let _ = pg.drop_database(&dst);
 }
 
 #[test]
 fn an_idle_slot_does_not_retain_wal() {
-    let pg = postgres_or_panic();
-    let src = pg.create_database("idle_src").expect("source db");
-    let dst = pg.create_database("idle_dst").expect("target db");
+    let (pg, src, dst) = cdc::pg_databases("idle_src", "idle_dst");
     pg.psql(
         &src,
         "CREATE TABLE selected (id int PRIMARY KEY, v text); INSERT INTO selected VALUES (1, 'a');
@@ -319,12 +299,7 @@ fn an_idle_slot_does_not_retain_wal() {
         "",
     );
     let ferry = Ferry::start(&dir, "idle", &task, &[]);
-    wait_for("the CDC phase", Duration::from_secs(60), || {
-        match phase(&ferry.task_file).as_str() {
-            "cdc" => Ok(()),
-            other => Err(other.to_string()),
-        }
-    });
+    cdc::wait_for_cdc(&ferry);
     for _ in 0..5 {
         pg.psql(
             &src,
@@ -354,10 +329,7 @@ fn an_idle_slot_does_not_retain_wal() {
             }
         },
     );
-    let task_file = ferry.task_file.clone();
-    let (code, output) = ferry.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{output}");
-    cdc::cleanup(&task_file);
+    cdc::stop_and_clean_up(ferry);
     let _ = pg.drop_database(&src);
     let _ = pg.drop_database(&dst);
 }
@@ -376,9 +348,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 #[test]
 fn a_two_million_row_transaction_is_applied_in_bounded_memory() {
-    let pg = postgres_or_panic();
-    let src = pg.create_database("big_src").expect("source db");
-    let dst = pg.create_database("big_dst").expect("target db");
+    let (pg, src, dst) = cdc::pg_databases("big_src", "big_dst");
     pg.psql(
         &src,
         "CREATE TABLE big (id int PRIMARY KEY, pad text NOT NULL)",
@@ -393,12 +363,7 @@ fn a_two_million_row_transaction_is_applied_in_bounded_memory() {
         "",
     );
     let mut ferry = Ferry::start(&dir, "big", &task, &[]);
-    wait_for("the CDC phase", Duration::from_secs(60), || {
-        match phase(&ferry.task_file).as_str() {
-            "cdc" => Ok(()),
-            other => Err(other.to_string()),
-        }
-    });
+    cdc::wait_for_cdc(&ferry);
     // About 2,000,000 × 130 bytes = 260 MB of row data in one transaction.
     pg.psql(
         &src,
@@ -421,10 +386,7 @@ fn a_two_million_row_transaction_is_applied_in_bounded_memory() {
         },
     );
     let peak_mib = peak_rss_kib(ferry.pid()).expect("peak RSS") / 1024;
-    let task_file = ferry.task_file.clone();
-    let (code, output) = ferry.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{output}");
-    cdc::cleanup(&task_file);
+    cdc::stop_and_clean_up(ferry);
     assert!(
         peak_mib < 200,
         "ferry's peak RSS was {peak_mib} MiB for a ~260 MB transaction (cap 200 MiB)"
@@ -435,9 +397,7 @@ fn a_two_million_row_transaction_is_applied_in_bounded_memory() {
 
 #[test]
 fn columns_added_and_dropped_mid_stream_follow_or_stop_per_ddl_policy() {
-    let pg = postgres_or_panic();
-    let src = pg.create_database("ddl_src").expect("source db");
-    let dst = pg.create_database("ddl_dst").expect("target db");
+    let (pg, src, dst) = cdc::pg_databases("ddl_src", "ddl_dst");
     pg.psql(
         &src,
         "CREATE TABLE items (id int PRIMARY KEY, name text, qty int);
@@ -453,12 +413,7 @@ fn columns_added_and_dropped_mid_stream_follow_or_stop_per_ddl_policy() {
         "",
     );
     let ferry = Ferry::start(&dir, "ddl", &task, &[]);
-    wait_for("the CDC phase", Duration::from_secs(60), || {
-        match phase(&ferry.task_file).as_str() {
-            "cdc" => Ok(()),
-            other => Err(other.to_string()),
-        }
-    });
+    cdc::wait_for_cdc(&ferry);
     pg.psql(
         &src,
         "INSERT INTO items VALUES (3, 'three', 3);
@@ -488,12 +443,7 @@ fn columns_added_and_dropped_mid_stream_follow_or_stop_per_ddl_policy() {
     // ddl-policy = "stop": the task stops at the change, naming table and column.
     let stop_task = format!("{task}ddl-policy = \"stop\"\n");
     let mut ferry = Ferry::start(&dir, "ddl", &stop_task, &[]);
-    wait_for("the CDC phase", Duration::from_secs(60), || {
-        match phase(&ferry.task_file).as_str() {
-            "cdc" => Ok(()),
-            other => Err(other.to_string()),
-        }
-    });
+    cdc::wait_for_cdc(&ferry);
     pg.psql(
         &src,
         "ALTER TABLE items ADD COLUMN colour text; INSERT INTO items VALUES (6, 'six', 6, 'red');",
@@ -514,9 +464,7 @@ fn columns_added_and_dropped_mid_stream_follow_or_stop_per_ddl_policy() {
 
 #[test]
 fn truncate_streams_and_a_table_without_identity_is_refused_with_the_fix() {
-    let pg = postgres_or_panic();
-    let src = pg.create_database("trunc_src").expect("source db");
-    let dst = pg.create_database("trunc_dst").expect("target db");
+    let (pg, src, dst) = cdc::pg_databases("trunc_src", "trunc_dst");
     pg.psql(
         &src,
         "CREATE TABLE keyed (id int PRIMARY KEY, v text);
@@ -561,13 +509,7 @@ fn truncate_streams_and_a_table_without_identity_is_refused_with_the_fix() {
         "",
     );
     let ferry = Ferry::start(&dir, "trunc", &task, &[]);
-    wait_for("the CDC phase", Duration::from_secs(60), || {
-        match phase(&ferry.task_file).as_str() {
-            "cdc" => Ok(()),
-            "failed" => panic!("ferry failed: {}", ferry.output()),
-            other => Err(other.to_string()),
-        }
-    });
+    cdc::wait_for_cdc(&ferry);
     pg.psql(
         &src,
         "INSERT INTO keyed VALUES (1000, 'before');
@@ -580,10 +522,7 @@ fn truncate_streams_and_a_table_without_identity_is_refused_with_the_fix() {
         Duration::from_secs(60),
         || same_pg_rows(&pg, &src, &dst, "keyed"),
     );
-    let task_file = ferry.task_file.clone();
-    let (code, output) = ferry.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{output}");
-    cdc::cleanup(&task_file);
+    cdc::stop_and_clean_up(ferry);
     let _ = pg.drop_database(&src);
     let _ = pg.drop_database(&dst);
 }

@@ -122,6 +122,27 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Result
     }
 }
 
+/// Waits (at most two minutes) until the task streams changes; panics with its
+/// output if it fails first.
+pub fn wait_for_cdc(ferry: &Ferry) {
+    wait_for("the CDC phase", Duration::from_secs(120), || {
+        let s = status_json(&ferry.task_file).unwrap_or_default();
+        match s["phase"].as_str() {
+            Some("cdc") => Ok(()),
+            Some("failed") => panic!("ferry failed: {}", ferry.output()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+}
+
+/// The shared PostgreSQL with a fresh source and target database.
+pub fn pg_databases(source: &str, target: &str) -> (PgService, String, String) {
+    let pg = ferry_tests::postgres_or_panic();
+    let src = pg.create_database(source).expect("source db");
+    let dst = pg.create_database(target).expect("target db");
+    (pg, src, dst)
+}
+
 /// `ferry status <task> --format json`, parsed.
 pub fn status_json(task_file: &std::path::Path) -> Option<serde_json::Value> {
     let out = Command::new(ferry_binary())
@@ -471,6 +492,15 @@ pub fn maria_workload_sql(i: u64, rng: &mut Rng, seed_rows: u64) -> String {
     sql.push_str(&format!("INSERT INTO counter (v) VALUES ({i});\n"));
     sql.push_str("COMMIT;\n");
     sql
+}
+
+/// Stops the task with SIGTERM (it must exit 0) and removes its slot,
+/// publication and checkpoint.
+pub fn stop_and_clean_up(ferry: Ferry) {
+    let task_file = ferry.task_file.clone();
+    let (code, output) = ferry.terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "SIGTERM ends the task cleanly:\n{output}");
+    cleanup(&task_file);
 }
 
 /// `ferry cleanup <task file>`: removes the task's slot, publication and
