@@ -526,3 +526,56 @@ fn truncate_streams_and_a_table_without_identity_is_refused_with_the_fix() {
     let _ = pg.drop_database(&src);
     let _ = pg.drop_database(&dst);
 }
+
+#[test]
+fn a_partitioned_table_streams_and_generated_columns_are_refused() {
+    let (pg, src, dst) = cdc::pg_databases("part_src", "part_dst");
+    pg.psql(
+        &src,
+        "CREATE TABLE events (id int, at date, what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         INSERT INTO events VALUES (1, '2024-05-01', 'a'), (2, '2025-05-01', 'b');
+         CREATE TABLE priced (id int PRIMARY KEY, net int, gross int GENERATED ALWAYS AS (net * 2) STORED);",
+    )
+    .expect("schema");
+    let dir = TempDir::new("cdc-part");
+
+    let refused = cdc_task(
+        &pg.url(&src),
+        &pg.url(&dst),
+        "full-load-and-cdc",
+        &["public.priced"],
+        "",
+    );
+    let mut ferry = Ferry::start(&dir, "gen", &refused, &[]);
+    let (code, output) = ferry.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("public.priced") && output.contains("gross"),
+        "{output}"
+    );
+
+    let task = cdc_task(
+        &pg.url(&src),
+        &pg.url(&dst),
+        "full-load-and-cdc",
+        &["public.events"],
+        "",
+    );
+    let ferry = Ferry::start(&dir, "part", &task, &[]);
+    cdc::wait_for_cdc(&ferry);
+    pg.psql(
+        &src,
+        "INSERT INTO events VALUES (3, '2024-06-01', 'c'), (4, '2025-06-01', 'd');
+         UPDATE events SET what = 'B' WHERE id = 2;
+         DELETE FROM events WHERE id = 1;",
+    )
+    .expect("changes");
+    wait_for("the partitions' changes", Duration::from_secs(60), || {
+        same_pg_rows(&pg, &src, &dst, "events")
+    });
+    cdc::stop_and_clean_up(ferry);
+    let _ = pg.drop_database(&src);
+    let _ = pg.drop_database(&dst);
+}

@@ -102,6 +102,29 @@ pub(crate) async fn check_prerequisites(
         ));
     }
     for table in &catalog.tables {
+        let generated: Vec<String> = client
+            .query(
+                "SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 \
+                 AND NOT a.attisdropped AND a.attgenerated <> '' ORDER BY a.attnum",
+                &[&table.id.namespace, &table.id.name],
+            )
+            .await
+            .map_err(|e| target.error(e, "reading generated columns"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !generated.is_empty() {
+            return Err(Error::schema(format!(
+                "table {} has generated column(s) {}, whose values logical replication does \
+                 not send: its changes cannot be replicated exactly. Exclude the table from \
+                 the CDC task (and copy it with a full-load task), or make the column(s) \
+                 plain columns at the source",
+                table.id,
+                generated.join(", ")
+            )));
+        }
         let identity: Option<i8> = client
             .query_opt(
                 "SELECT c.relreplident::\"char\" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -164,11 +187,17 @@ pub(crate) async fn ensure_publication(
             "change capture needs at least one selected table",
         ));
     }
+    // Changes of a partitioned table's partitions are published as the
+    // partitioned table's (the one the task selected), not as the partitions'.
     let sql = if exists {
-        format!("ALTER PUBLICATION {} SET TABLE {tables}", quote_ident(name))
+        format!(
+            "ALTER PUBLICATION {name} SET TABLE {tables}; \
+             ALTER PUBLICATION {name} SET (publish_via_partition_root = true)",
+            name = quote_ident(name)
+        )
     } else {
         format!(
-            "CREATE PUBLICATION {} FOR TABLE {tables}",
+            "CREATE PUBLICATION {} FOR TABLE {tables} WITH (publish_via_partition_root = true)",
             quote_ident(name)
         )
     };
