@@ -40,6 +40,8 @@ pub enum NameChange {
     RemoveSuffix(String),
     /// `replace-suffix`: `old-value` becomes `value`.
     ReplaceSuffix(String, String),
+    /// `remove-column` (column rules): the column is not migrated.
+    Remove,
 }
 
 impl NameChange {
@@ -61,6 +63,7 @@ impl NameChange {
                 Some(rest) => format!("{rest}{new}"),
                 None => name.to_owned(),
             },
+            NameChange::Remove => name.to_owned(),
         }
     }
 }
@@ -204,6 +207,7 @@ impl TableMapping {
                         "add-suffix" => NameChange::AddSuffix(value()?),
                         "remove-suffix" => NameChange::RemoveSuffix(value()?),
                         "replace-suffix" => NameChange::ReplaceSuffix(old()?, value()?),
+                        "remove-column" if target == RuleTarget::Column => NameChange::Remove,
                         _ => {
                             return Err(at(
                                 "this rule-action is not supported by Ferry yet; remove the rule"
@@ -282,6 +286,25 @@ impl TableMapping {
         TableId::new(namespace, name)
     }
 
+    /// Whether a `remove-column` rule drops column `column` of source table `source`.
+    pub fn removes(&self, source: &TableId, column: &str) -> bool {
+        self.transformations.iter().any(|t| {
+            t.change == NameChange::Remove
+                && wildcard_match(&t.schema, &source.namespace)
+                && wildcard_match(&t.table, &source.name)
+                && wildcard_match(&t.column, column)
+        })
+    }
+
+    /// The positions of the columns of `source` that are migrated, when a
+    /// `remove-column` rule drops any (`None`: all of them).
+    pub fn kept_columns(&self, source: &TableSchema) -> Option<Vec<usize>> {
+        let kept: Vec<usize> = (0..source.columns.len())
+            .filter(|&i| !self.removes(&source.id, &source.columns[i].name))
+            .collect();
+        (kept.len() != source.columns.len()).then_some(kept)
+    }
+
     /// The target name of column `column` of source table `source`.
     pub fn column_name(&self, source: &TableId, column: &str) -> String {
         let mut name = column.to_owned();
@@ -301,6 +324,29 @@ impl TableMapping {
     /// table, columns, and the columns and tables its keys, indexes and foreign
     /// keys name. Fails when two columns would get the same name.
     pub fn rename(&self, source: &TableId, target: &mut TableSchema) -> Result<()> {
+        let removed: Vec<String> = target
+            .columns
+            .iter()
+            .filter(|c| self.removes(source, &c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        if let Some(key) = target.primary_key.iter().find(|k| removed.contains(k)) {
+            return Err(Error::config(format!(
+                "table mapping removes column {key} of {source}, which is part of its primary \
+                 key: keep it (updates and deletes find rows by their key)"
+            )));
+        }
+        if !removed.is_empty() {
+            let gone = |c: &String| removed.contains(c);
+            target.columns.retain(|c| !self.removes(source, &c.name));
+            target.unique_keys.retain(|u| !u.columns.iter().any(gone));
+            target.indexes.retain(|i| {
+                !i.parts
+                    .iter()
+                    .any(|p| matches!(p, IndexPart::Column(c) if gone(c)))
+            });
+            target.foreign_keys.retain(|f| !f.columns.iter().any(gone));
+        }
         let column = |c: &str| self.column_name(source, c);
         target.id = self.table_id(source);
         let mut seen = std::collections::HashSet::new();
@@ -376,6 +422,38 @@ mod tests {
         assert_eq!(m.table_id(&orders), TableId::new("sales", "old_orders"));
         assert_eq!(m.column_name(&orders, "qty"), "QUANTITY");
         assert_eq!(m.column_name(&orders, "id"), "ID");
+    }
+
+    #[test]
+    fn removed_columns_leave_the_target_and_keys_stay() {
+        use crate::schema::Column;
+        use crate::types::DataType;
+        let json = r#"{"rules": [
+          {"rule-type": "selection", "rule-id": "1", "object-locator": {"schema-name": "s", "table-name": "%"}, "rule-action": "include"},
+          {"rule-type": "transformation", "rule-id": "2", "rule-target": "column",
+           "object-locator": {"schema-name": "s", "table-name": "t", "column-name": "secret%"}, "rule-action": "remove-column"}]}"#;
+        let m = TableMapping::from_dms_json(json, "m.json").expect("parses");
+        let col = |name: &str| Column {
+            name: name.into(),
+            data_type: DataType::Int32,
+            nullable: true,
+            default: None,
+            source_type: "integer".into(),
+        };
+        let mut t = TableSchema::new(
+            TableId::new("s", "t"),
+            vec![col("id"), col("secret_a"), col("v")],
+        );
+        t.primary_key = vec!["id".into()];
+        assert_eq!(m.kept_columns(&t), Some(vec![0, 2]));
+        let mut target = t.clone();
+        m.rename(&t.id, &mut target).expect("renames");
+        let names: Vec<&str> = target.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "v"]);
+        t.primary_key = vec!["secret_a".into()];
+        let mut target = t.clone();
+        let e = m.rename(&t.id, &mut target).expect_err("key column");
+        assert!(e.message().contains("primary"), "{e}");
     }
 
     #[test]

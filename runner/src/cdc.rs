@@ -167,6 +167,8 @@ pub async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
 struct Route {
     source: Arc<TableSchema>,
     target: Arc<TableSchema>,
+    /// The source columns that are migrated, when a mapping removes some.
+    keep: Option<Vec<usize>>,
 }
 
 /// What the applier holds that is not committed yet.
@@ -230,11 +232,13 @@ where
         });
         board.table_phase(&table.id, &target.id, TablePhase::Applying);
         catalog.tables.push(table.clone());
+        let keep = plan.mapping.as_ref().and_then(|m| m.kept_columns(&table));
         routes.insert(
             table.id.clone(),
             Route {
                 source: Arc::new(table),
                 target,
+                keep,
             },
         );
     }
@@ -383,11 +387,18 @@ fn route_batch<K: Sink>(
             board.count_ddl(&id);
         }
         route.source = Arc::clone(&batch.schema);
+        route.keep = plan
+            .mapping
+            .as_ref()
+            .and_then(|m| m.kept_columns(&route.source));
     }
     for event in &batch.events {
         board.count(&id, event.op);
     }
-    batch.schema = Arc::clone(&route.target);
+    match &route.keep {
+        Some(keep) => crate::pipeline::project(batch, keep, &route.target),
+        None => batch.schema = Arc::clone(&route.target),
+    }
     Ok(())
 }
 

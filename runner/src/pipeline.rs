@@ -5,9 +5,9 @@ use crate::config::TaskSettings;
 use crate::progress::{Progress, TableProgress};
 use ferry_core::filter::wildcard_match;
 use ferry_core::{
-    BadDataPolicy, BadRow, Catalog, Error, ErrorKind, Finding, FindingLevel, LoadReport, Partition,
-    Position, Result, Sink, Snapshot, Source, TableFilter, TableId, TablePrep, TableSchema,
-    TableWriter, batch_channel, finding_code,
+    BadDataPolicy, BadRow, Batch, Catalog, Error, ErrorKind, Finding, FindingLevel, LoadReport,
+    Partition, Position, Result, Row, Sink, Snapshot, Source, TableFilter, TableId, TablePrep,
+    TableSchema, TableWriter, batch_channel, finding_code,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write as _;
@@ -701,6 +701,11 @@ where
                     run.progress = Some(progress.table(&run.source.id, run.source.estimated_rows));
                 }
                 let label = table_label(&run.source.id, Some(&partition));
+                let keep = plan
+                    .mapping
+                    .as_ref()
+                    .and_then(|m| m.kept_columns(&run.source))
+                    .map(Arc::new);
                 let worker = copy_partition(
                     Arc::clone(source),
                     Arc::clone(sink),
@@ -710,6 +715,7 @@ where
                     partition,
                     run.policy,
                     run.progress.clone(),
+                    keep,
                     label.clone(),
                 );
                 let handle = tasks.spawn(async move {
@@ -807,6 +813,26 @@ where
     outcome
 }
 
+/// Keeps only the `keep` columns of every row of `batch` (a table mapping removed
+/// the others); the batch then follows `schema`.
+pub fn project(batch: &mut Batch, keep: &[usize], schema: &Arc<TableSchema>) {
+    let pick = |row: Row| -> Row {
+        let mut row: Vec<Option<ferry_core::Value>> = row.into_iter().map(Some).collect();
+        keep.iter()
+            .map(|&i| {
+                row.get_mut(i)
+                    .and_then(Option::take)
+                    .unwrap_or(ferry_core::Value::Null)
+            })
+            .collect()
+    };
+    for event in &mut batch.events {
+        event.before = event.before.take().map(pick);
+        event.after = event.after.take().map(pick);
+    }
+    batch.schema = Arc::clone(schema);
+}
+
 /// Copies one partition: the source reads into a bounded channel while the sink's
 /// writer drains it; the writer is finished only after the read succeeded.
 /// Returns (rows written, bytes, bad data met by the source and the sink).
@@ -820,6 +846,7 @@ async fn copy_partition<S: Source, K: Sink>(
     partition: Partition,
     policy: BadDataPolicy,
     progress: Option<TableProgress>,
+    keep: Option<Arc<Vec<usize>>>,
     label: String,
 ) -> Result<(u64, u64, LoadReport)> {
     let (tx, mut rx) = batch_channel(CHANNEL_BATCHES, CHANNEL_BYTES);
@@ -831,11 +858,14 @@ async fn copy_partition<S: Source, K: Sink>(
     };
     let write = async {
         let mut writer = sink
-            .open_writer(target, policy)
+            .open_writer(Arc::clone(&target), policy)
             .await
             .map_err(|e| e.context(format!("{label}: opening the target writer")))?;
         let (mut rows, mut bytes) = (0u64, 0u64);
-        while let Some(batch) = rx.recv().await {
+        while let Some(mut batch) = rx.recv().await {
+            if let Some(keep) = &keep {
+                project(&mut batch, keep, &target);
+            }
             let (n, b) = (batch.len() as u64, batch.bytes as u64);
             writer
                 .write(batch)
