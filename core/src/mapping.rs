@@ -433,13 +433,7 @@ mod tests {
           {"rule-type": "transformation", "rule-id": "2", "rule-target": "column",
            "object-locator": {"schema-name": "s", "table-name": "t", "column-name": "secret%"}, "rule-action": "remove-column"}]}"#;
         let m = TableMapping::from_dms_json(json, "m.json").expect("parses");
-        let col = |name: &str| Column {
-            name: name.into(),
-            data_type: DataType::Int32,
-            nullable: true,
-            default: None,
-            source_type: "integer".into(),
-        };
+        let col = |name: &str| Column::nullable(name, DataType::Int32, "integer");
         let mut t = TableSchema::new(
             TableId::new("s", "t"),
             vec![col("id"), col("secret_a"), col("v")],

@@ -44,6 +44,19 @@ pub struct Column {
     pub source_type: String,
 }
 
+impl Column {
+    /// A nullable column without default.
+    pub fn nullable(name: &str, data_type: DataType, source_type: &str) -> Self {
+        Column {
+            name: name.to_owned(),
+            data_type,
+            nullable: true,
+            default: None,
+            source_type: source_type.to_owned(),
+        }
+    }
+}
+
 /// The [`Column::default`] of a column whose values the engine generates in
 /// increasing order when none is given: PostgreSQL `serial`/identity columns (with a
 /// sequence owned by the column), MySQL `AUTO_INCREMENT`. Sinks re-create it in their

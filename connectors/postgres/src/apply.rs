@@ -1090,13 +1090,7 @@ mod tests {
     use ferry_core::Column;
 
     fn schema(key: bool) -> TableSchema {
-        let col = |name: &str| Column {
-            name: name.into(),
-            data_type: DataType::Int32,
-            nullable: true,
-            default: None,
-            source_type: "integer".into(),
-        };
+        let col = |name: &str| Column::nullable(name, DataType::Int32, "integer");
         let mut s = TableSchema::new(TableId::new("s", "t"), vec![col("id"), col("v")]);
         if key {
             s.primary_key = vec!["id".into()];
