@@ -16,6 +16,7 @@ pub mod assess;
 pub mod cdc;
 pub mod config;
 pub mod endpoint;
+pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod schema;
@@ -50,6 +51,9 @@ pub struct RunControl {
     /// Set by the run once it streams changes (a shutdown is then clean); before
     /// that, during a full load, the caller should cancel the run instead.
     pub streaming: Arc<AtomicBool>,
+    /// Serve Prometheus metrics and the status page on this address while the
+    /// task runs.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for RunControl {
@@ -61,6 +65,7 @@ impl Default for RunControl {
             stop_at_lag_zero: false,
             shutdown: rx,
             streaming: Arc::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -92,8 +97,21 @@ pub async fn run_task_with(
     );
     let board = StatusBoard::new(&task, &mode.to_string(), Some(&config.state_dir()));
     let writer = board.spawn_writer();
+    let server = match control.metrics_addr {
+        Some(addr) => match metrics::serve(addr, board.clone()).await {
+            Ok((_, handle)) => Some(handle),
+            Err(e) => {
+                writer.abort();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let result = run_mode(config, progress, control, &task, &board).await;
     writer.abort();
+    if let Some(server) = server {
+        server.abort();
+    }
     match &result {
         Ok(_) => board.set_phase("stopped"),
         Err(e) => {

@@ -103,6 +103,10 @@ struct RunArgs {
     /// with the source, for a cutover.
     #[arg(long)]
     stop_at_lag_zero: bool,
+    /// Serve Prometheus metrics at /metrics, the live status at /status.json and
+    /// a status page at / on this address (e.g. 127.0.0.1:9187) while the task runs.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -194,6 +198,7 @@ fn run_task(args: RunArgs, scrubber: &Scrubber) -> anyhow::Result<()> {
         stop_at_lag_zero: args.stop_at_lag_zero,
         shutdown,
         streaming: Default::default(),
+        metrics_addr: args.metrics_addr,
     };
     let streaming = std::sync::Arc::clone(&control.streaming);
     let result = runtime.block_on(async {

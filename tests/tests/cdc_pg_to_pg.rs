@@ -283,13 +283,12 @@ fn the_task_reconnects_by_itself_after_a_source_restart() {
 
 #[test]
 fn an_idle_slot_does_not_retain_wal() {
-    let (pg, src, dst) = cdc::pg_databases("idle_src", "idle_dst");
-    pg.psql(
-        &src,
+    let (pg, src, dst) = cdc::pg_databases_with(
+        "idle_src",
+        "idle_dst",
         "CREATE TABLE selected (id int PRIMARY KEY, v text); INSERT INTO selected VALUES (1, 'a');
          CREATE TABLE unselected (id serial PRIMARY KEY, v text);",
-    )
-    .expect("schema");
+    );
     let dir = TempDir::new("cdc-idle");
     let task = cdc_task(
         &pg.url(&src),
@@ -348,12 +347,11 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 #[test]
 fn a_two_million_row_transaction_is_applied_in_bounded_memory() {
-    let (pg, src, dst) = cdc::pg_databases("big_src", "big_dst");
-    pg.psql(
-        &src,
+    let (pg, src, dst) = cdc::pg_databases_with(
+        "big_src",
+        "big_dst",
         "CREATE TABLE big (id int PRIMARY KEY, pad text NOT NULL)",
-    )
-    .expect("schema");
+    );
     let dir = TempDir::new("cdc-big");
     let task = cdc_task(
         &pg.url(&src),
@@ -397,13 +395,12 @@ fn a_two_million_row_transaction_is_applied_in_bounded_memory() {
 
 #[test]
 fn columns_added_and_dropped_mid_stream_follow_or_stop_per_ddl_policy() {
-    let (pg, src, dst) = cdc::pg_databases("ddl_src", "ddl_dst");
-    pg.psql(
-        &src,
+    let (pg, src, dst) = cdc::pg_databases_with(
+        "ddl_src",
+        "ddl_dst",
         "CREATE TABLE items (id int PRIMARY KEY, name text, qty int);
          INSERT INTO items VALUES (1, 'one', 1), (2, 'two', 2);",
-    )
-    .expect("schema");
+    );
     let dir = TempDir::new("cdc-ddl");
     let task = cdc_task(
         &pg.url(&src),
@@ -464,14 +461,13 @@ fn columns_added_and_dropped_mid_stream_follow_or_stop_per_ddl_policy() {
 
 #[test]
 fn truncate_streams_and_a_table_without_identity_is_refused_with_the_fix() {
-    let (pg, src, dst) = cdc::pg_databases("trunc_src", "trunc_dst");
-    pg.psql(
-        &src,
+    let (pg, src, dst) = cdc::pg_databases_with(
+        "trunc_src",
+        "trunc_dst",
         "CREATE TABLE keyed (id int PRIMARY KEY, v text);
          INSERT INTO keyed SELECT g, 'v' || g FROM generate_series(1, 100) g;
          CREATE TABLE loose (a int, b text);",
-    )
-    .expect("schema");
+    );
     let dir = TempDir::new("cdc-trunc");
 
     // A table without a key and with REPLICA IDENTITY DEFAULT cannot be captured.
@@ -529,16 +525,11 @@ fn truncate_streams_and_a_table_without_identity_is_refused_with_the_fix() {
 
 #[test]
 fn a_partitioned_table_streams_and_generated_columns_are_refused() {
-    let (pg, src, dst) = cdc::pg_databases("part_src", "part_dst");
-    pg.psql(
-        &src,
-        "CREATE TABLE events (id int, at date, what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+    let (pg, src, dst) = cdc::pg_databases_with("part_src", "part_dst", "CREATE TABLE events (id int, at date, what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
          CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
          CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
          INSERT INTO events VALUES (1, '2024-05-01', 'a'), (2, '2025-05-01', 'b');
-         CREATE TABLE priced (id int PRIMARY KEY, net int, gross int GENERATED ALWAYS AS (net * 2) STORED);",
-    )
-    .expect("schema");
+         CREATE TABLE priced (id int PRIMARY KEY, net int, gross int GENERATED ALWAYS AS (net * 2) STORED);");
     let dir = TempDir::new("cdc-part");
 
     let refused = cdc_task(

@@ -65,17 +65,16 @@ fn rows(pg: &PgService, db: &str, sql: &str) -> String {
 
 #[test]
 fn a_dms_mapping_selects_and_renames_for_full_load_and_cdc() {
-    let (pg, src, dst) = cdc::pg_databases("dms_src", "dms_dst");
-    pg.psql(
-        &src,
+    let (pg, src, dst) = cdc::pg_databases_with(
+        "dms_src",
+        "dms_dst",
         "CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL, note text);
          CREATE TABLE customers (id int PRIMARY KEY, name text);
          CREATE TABLE tmp_scratch (id int PRIMARY KEY);
          INSERT INTO orders SELECT g, g * 10, 'n' || g FROM generate_series(1, 50) g;
          INSERT INTO customers VALUES (1, 'Ada'), (2, 'Brian');
          INSERT INTO tmp_scratch VALUES (1);",
-    )
-    .expect("source");
+    );
     let dir = TempDir::new("dms-pg");
     std::fs::write(dir.join("table-mappings.json"), PG_MAPPING).expect("mapping file");
     let task = format!(

@@ -143,6 +143,13 @@ pub fn pg_databases(source: &str, target: &str) -> (PgService, String, String) {
     (pg, src, dst)
 }
 
+/// [`pg_databases`] with `schema` run in the source database.
+pub fn pg_databases_with(source: &str, target: &str, schema: &str) -> (PgService, String, String) {
+    let (pg, src, dst) = pg_databases(source, target);
+    pg.psql(&src, schema).expect("source schema");
+    (pg, src, dst)
+}
+
 /// `ferry status <task> --format json`, parsed.
 pub fn status_json(task_file: &std::path::Path) -> Option<serde_json::Value> {
     let out = Command::new(ferry_binary())
