@@ -125,3 +125,109 @@ fn metrics_status_json_and_page_show_the_running_task() {
     let _ = pg.drop_database(&src);
     let _ = pg.drop_database(&dst);
 }
+
+/// Debian's Chromium, or `None` (then the test is skipped, except under `CI=true`,
+/// where it fails: `cargo xtask test` installs it).
+fn chromium() -> Option<std::path::PathBuf> {
+    match ferry_tests::find_program("chromium") {
+        Some(path) => Some(path),
+        None if ferry_tests::is_ci() => {
+            panic!("chromium is not installed (cargo xtask test installs it)")
+        }
+        None => {
+            eprintln!("SKIPPED: chromium is not installed (cargo xtask test installs it)");
+            None
+        }
+    }
+}
+
+/// The page's DOM after Chromium loaded it headless.
+fn rendered(chromium: &std::path::Path, url: &str, profile: &std::path::Path) -> String {
+    let mut child = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish loading {url} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut dom = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut dom);
+    }
+    dom
+}
+
+#[test]
+fn the_status_page_shows_the_numbers_in_a_real_browser() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let (pg, src, dst) = cdc::pg_databases_with(
+        "page_src",
+        "page_dst",
+        "CREATE TABLE things (id int PRIMARY KEY, v text);
+         INSERT INTO things SELECT g, 'v' || g FROM generate_series(1, 40) g;",
+    );
+    let dir = TempDir::new("status-page");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let task = cdc_task(
+        &pg.url(&src),
+        &pg.url(&dst),
+        "full-load-and-cdc",
+        &["public.things"],
+        "",
+    );
+    let ferry = Ferry::start(&dir, "page", &task, &["--metrics-addr", &addr]);
+    cdc::wait_for_cdc(&ferry);
+    pg.psql(
+        &src,
+        "INSERT INTO things VALUES (41, 'x'), (42, 'y');
+         UPDATE things SET v = 'z' WHERE id < 4;
+         DELETE FROM things WHERE id = 40;",
+    )
+    .expect("changes");
+    let url = format!("http://{addr}/");
+    let profile = dir.join("chromium-profile");
+    wait_for(
+        "the page to show the changes",
+        Duration::from_secs(90),
+        || {
+            let dom = rendered(&chromium, &url, &profile);
+            for expected in [
+                "<span id=\"task\">page</span>",
+                "<b id=\"phase\">cdc</b>",
+                "<b id=\"changes\">6</b>",
+                "<td class=\"full-load-rows\">40</td>",
+                "<td class=\"inserts\">2</td>",
+                "<td class=\"updates\">3</td>",
+                "<td class=\"deletes\">1</td>",
+                "<td class=\"state\">applying</td>",
+            ] {
+                if !dom.contains(expected) {
+                    return Err(format!("no {expected:?} in the rendered page:\n{dom}"));
+                }
+            }
+            Ok(())
+        },
+    );
+    cdc::stop_and_clean_up(ferry);
+    let _ = pg.drop_database(&src);
+    let _ = pg.drop_database(&dst);
+}

@@ -238,8 +238,21 @@ pub(crate) fn ensure_test_prerequisites() -> Result<()> {
     install_missing(&|| {
         let mut needs = missing_postgres(&[])?;
         needs.extend(missing_mariadb()?);
+        needs.extend(missing_chromium());
         Ok(needs)
     })
+}
+
+/// Debian's Chromium, for the status-page test (headless `--dump-dom`).
+fn missing_chromium() -> Vec<Need> {
+    if ferry_tests::find_program("chromium").is_some() {
+        Vec::new()
+    } else {
+        vec![Need {
+            what: "chromium not found (the status-page test loads the page in it)".into(),
+            packages: vec!["chromium"],
+        }]
+    }
 }
 
 /// Makes sure `pgloader` (Debian package `pgloader`) is installed, installing it
