@@ -42,6 +42,9 @@ pub enum NameChange {
     ReplaceSuffix(String, String),
     /// `remove-column` (column rules): the column is not migrated.
     Remove,
+    /// `include-column` (column rules): the column is migrated even when a
+    /// `remove-column` rule matches it too.
+    Include,
 }
 
 impl NameChange {
@@ -63,7 +66,7 @@ impl NameChange {
                 Some(rest) => format!("{rest}{new}"),
                 None => name.to_owned(),
             },
-            NameChange::Remove => name.to_owned(),
+            NameChange::Remove | NameChange::Include => name.to_owned(),
         }
     }
 }
@@ -208,6 +211,7 @@ impl TableMapping {
                         "remove-suffix" => NameChange::RemoveSuffix(value()?),
                         "replace-suffix" => NameChange::ReplaceSuffix(old()?, value()?),
                         "remove-column" if target == RuleTarget::Column => NameChange::Remove,
+                        "include-column" if target == RuleTarget::Column => NameChange::Include,
                         _ => {
                             return Err(at(
                                 "this rule-action is not supported by Ferry yet; remove the rule"
@@ -286,14 +290,18 @@ impl TableMapping {
         TableId::new(namespace, name)
     }
 
-    /// Whether a `remove-column` rule drops column `column` of source table `source`.
+    /// Whether column `column` of source table `source` is left out: a
+    /// `remove-column` rule matches it and no `include-column` rule does.
     pub fn removes(&self, source: &TableId, column: &str) -> bool {
-        self.transformations.iter().any(|t| {
-            t.change == NameChange::Remove
-                && wildcard_match(&t.schema, &source.namespace)
-                && wildcard_match(&t.table, &source.name)
-                && wildcard_match(&t.column, column)
-        })
+        let matches = |change: &NameChange| {
+            self.transformations.iter().any(|t| {
+                t.change == *change
+                    && wildcard_match(&t.schema, &source.namespace)
+                    && wildcard_match(&t.table, &source.name)
+                    && wildcard_match(&t.column, column)
+            })
+        };
+        matches(&NameChange::Remove) && !matches(&NameChange::Include)
     }
 
     /// The positions of the columns of `source` that are migrated, when a
@@ -440,6 +448,14 @@ mod tests {
         );
         t.primary_key = vec!["id".into()];
         assert_eq!(m.kept_columns(&t), Some(vec![0, 2]));
+        let keep_v = r#"{"rules": [
+          {"rule-type": "selection", "rule-id": "1", "object-locator": {"schema-name": "s", "table-name": "%"}, "rule-action": "include"},
+          {"rule-type": "transformation", "rule-id": "2", "rule-target": "column",
+           "object-locator": {"schema-name": "s", "table-name": "t", "column-name": "%"}, "rule-action": "remove-column"},
+          {"rule-type": "transformation", "rule-id": "3", "rule-target": "column",
+           "object-locator": {"schema-name": "s", "table-name": "t", "column-name": "id"}, "rule-action": "include-column"}]}"#;
+        let only_id = TableMapping::from_dms_json(keep_v, "m.json").expect("parses");
+        assert_eq!(only_id.kept_columns(&t), Some(vec![0]));
         let mut target = t.clone();
         m.rename(&t.id, &mut target).expect("renames");
         let names: Vec<&str> = target.columns.iter().map(|c| c.name.as_str()).collect();
