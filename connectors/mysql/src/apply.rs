@@ -13,7 +13,7 @@
 use crate::catalog::{self, DiscoverOptions};
 use crate::codec::Encode;
 use crate::connect::{ServerInfo, Target, quote_ident, quote_literal, quote_table};
-use crate::sink::{encoder, push_sql_literal, render_value};
+use crate::sink::{encoders, push_sql_literal, render_value};
 use ferry_core::policy::{BadDataRecorder, row_key};
 use ferry_core::{
     ApplyTable, Batch, ChangeApplier, ChangeEvent, Error, ErrorKind, Operation, Position, Result,
@@ -150,20 +150,7 @@ impl MySqlApplier {
                 schema.id, self.target.display
             ))
         })?;
-        let mut encoders = Vec::with_capacity(schema.columns.len());
-        for column in &schema.columns {
-            let at = found.schema.column_index(&column.name).ok_or_else(|| {
-                Error::schema(format!(
-                    "column {} of table {} does not exist in the target {}",
-                    column.name, schema.id, self.target.display
-                ))
-            })?;
-            encoders.push(encoder(
-                &column.data_type,
-                &found.schema.columns[at].data_type,
-                &found.columns[at].info.data_type,
-            ));
-        }
+        let encoders = encoders(&schema, &found, &self.target)?;
         self.tables.insert(
             schema.id.clone(),
             Table {

@@ -307,20 +307,7 @@ impl Sink for MySqlSink {
             Some(t) => t,
             None => self.refresh(&mut conn, &schema.id).await?,
         };
-        let mut encoders = Vec::with_capacity(schema.columns.len());
-        for column in &schema.columns {
-            let at = table.schema.column_index(&column.name).ok_or_else(|| {
-                Error::schema(format!(
-                    "column {} of table {} does not exist in the target {}",
-                    column.name, schema.id, self.target.display
-                ))
-            })?;
-            encoders.push(encoder(
-                &column.data_type,
-                &table.schema.columns[at].data_type,
-                &table.columns[at].info.data_type,
-            ));
-        }
+        let encoders = encoders(&schema, &table, &self.target)?;
         let context = format!("loading {}", schema.id);
         // unique_checks stays on: with both checks off MariaDB ≥ 10.6 bulk-loads an
         // empty table under a table lock, which serialises the partitions' writers
@@ -451,6 +438,32 @@ impl Sink for MySqlSink {
         }
         Ok(out)
     }
+}
+
+/// The encoder of each column of `schema` (the converted schema), from the
+/// target's own view of the table.
+pub(crate) fn encoders(
+    schema: &TableSchema,
+    found: &MyTable,
+    target: &Target,
+) -> Result<Vec<Encode>> {
+    schema
+        .columns
+        .iter()
+        .map(|column| {
+            let at = found.schema.column_index(&column.name).ok_or_else(|| {
+                Error::schema(format!(
+                    "column {} of table {} does not exist in the target {}",
+                    column.name, schema.id, target.display
+                ))
+            })?;
+            Ok(encoder(
+                &column.data_type,
+                &found.schema.columns[at].data_type,
+                &found.columns[at].info.data_type,
+            ))
+        })
+        .collect()
 }
 
 /// How values of a source column are written into a target column.

@@ -1004,17 +1004,22 @@ impl PgApplier {
     }
 }
 
-/// The checkpoint stored for `task`, if any.
-pub(crate) async fn read_checkpoint(target: &Target, task: &str) -> Result<Option<Position>> {
+/// A connection to the target when it has the checkpoint table, else `None`.
+async fn checkpoint_client(target: &Target) -> Result<Option<Client>> {
     let client = target.connect().await?;
     let exists: Option<String> = client
         .query_one("SELECT to_regclass('public.ferry_checkpoints')::text", &[])
         .await
         .map_err(|e| target.error(e, "looking for the checkpoint table"))?
         .get(0);
-    if exists.is_none() {
+    Ok(exists.map(|_| client))
+}
+
+/// The checkpoint stored for `task`, if any.
+pub(crate) async fn read_checkpoint(target: &Target, task: &str) -> Result<Option<Position>> {
+    let Some(client) = checkpoint_client(target).await? else {
         return Ok(None);
-    }
+    };
     let row = client
         .query_opt(
             "SELECT position FROM public.ferry_checkpoints WHERE task = $1",
@@ -1065,15 +1070,9 @@ pub(crate) async fn write_checkpoint(
 
 /// Removes `task`'s checkpoint; whether there was one.
 pub(crate) async fn remove_checkpoint(target: &Target, task: &str) -> Result<bool> {
-    let client = target.connect().await?;
-    let exists: Option<String> = client
-        .query_one("SELECT to_regclass('public.ferry_checkpoints')::text", &[])
-        .await
-        .map_err(|e| target.error(e, "looking for the checkpoint table"))?
-        .get(0);
-    if exists.is_none() {
+    let Some(client) = checkpoint_client(target).await? else {
         return Ok(false);
-    }
+    };
     let n = client
         .execute(
             "DELETE FROM public.ferry_checkpoints WHERE task = $1",

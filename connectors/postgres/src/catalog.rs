@@ -208,21 +208,7 @@ async fn load_details(
         .map_err(|e| target.error(e, "cannot read columns"))?;
     let type_oids: Vec<u32> = columns.iter().map(|r| r.get::<_, u32>(5)).collect();
     let types = load_types(client, target, &type_oids).await?;
-    let enum_oids: Vec<u32> = types
-        .iter()
-        .filter(|(_, t)| t.typtype == 'e')
-        .map(|(oid, _)| *oid)
-        .collect();
-    let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
-    if !enum_oids.is_empty() {
-        for row in client
-            .query(ENUMS_SQL, &[&enum_oids])
-            .await
-            .map_err(|e| target.error(e, "cannot read enum labels"))?
-        {
-            labels.insert(row.get(0), row.get(1));
-        }
-    }
+    let labels = load_enum_labels(client, target, &types).await?;
     for row in columns {
         let rel: u32 = row.get(0);
         let type_oid: u32 = row.get(5);
@@ -337,21 +323,7 @@ pub(crate) async fn describe_columns(
 ) -> Result<Vec<(Column, PgColumnType)>> {
     let oids: Vec<u32> = columns.iter().map(|c| c.1).collect();
     let types = load_types(client, target, &oids).await?;
-    let enum_oids: Vec<u32> = types
-        .iter()
-        .filter(|(_, t)| t.typtype == 'e')
-        .map(|(oid, _)| *oid)
-        .collect();
-    let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
-    if !enum_oids.is_empty() {
-        for row in client
-            .query(ENUMS_SQL, &[&enum_oids])
-            .await
-            .map_err(|e| target.error(e, "cannot read enum labels"))?
-        {
-            labels.insert(row.get(0), row.get(1));
-        }
-    }
+    let labels = load_enum_labels(client, target, &types).await?;
     let mut out = Vec::with_capacity(columns.len());
     for (name, oid, typmod) in columns {
         let (data_type, codec) = map_type(*oid, *typmod, &types, &labels);
@@ -372,6 +344,30 @@ pub(crate) async fn describe_columns(
         ));
     }
     Ok(out)
+}
+
+/// The labels of the enum types among `types`, by type OID.
+async fn load_enum_labels(
+    client: &Client,
+    target: &Target,
+    types: &HashMap<u32, TypeInfo>,
+) -> Result<HashMap<u32, Vec<String>>> {
+    let enum_oids: Vec<u32> = types
+        .iter()
+        .filter(|(_, t)| t.typtype == 'e')
+        .map(|(oid, _)| *oid)
+        .collect();
+    let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
+    if !enum_oids.is_empty() {
+        for row in client
+            .query(ENUMS_SQL, &[&enum_oids])
+            .await
+            .map_err(|e| target.error(e, "cannot read enum labels"))?
+        {
+            labels.insert(row.get(0), row.get(1));
+        }
+    }
+    Ok(labels)
 }
 
 async fn load_types(

@@ -392,45 +392,17 @@ pub fn canonical_rows(
     pg_schema: &str,
     table: &str,
 ) -> (Vec<String>, Vec<String>) {
-    use crate::cross_engine::{canonical, maria_columns, pg_columns};
-    const NULL: &str = "<NULL>";
+    use crate::cross_engine::{fetch_canonical, maria_columns, pg_columns};
     let mcols = maria_columns(maria, maria_db, table);
     let pcols = pg_columns(pg, pg_db, pg_schema, table);
-    let mut mexprs = Vec::new();
-    let mut pexprs = Vec::new();
-    for (m, p) in mcols.iter().zip(&pcols) {
-        let (me, pe, _) = canonical(m, p);
-        mexprs.push(format!("IFNULL({me}, '{NULL}')"));
-        pexprs.push(format!("COALESCE({pe}, '{NULL}')"));
-    }
     if mcols.len() != pcols.len() {
         return (
             vec![format!("columns {mcols:?}")],
             vec![format!("columns {pcols:?}")],
         );
     }
-    let msql = format!(
-        "SET time_zone = '+00:00'; SELECT CONCAT_WS(CHAR(31), {}) FROM `{table}`",
-        mexprs.join(", ")
-    );
-    let psql = format!(
-        "SELECT concat_ws(E'\\x1f', {}) FROM \"{pg_schema}\".\"{table}\"",
-        pexprs.join(", ")
-    );
-    let mut m: Vec<String> = maria
-        .sql(maria_db, &msql)
-        .expect("mariadb rows")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    let mut p: Vec<String> = pg
-        .psql(pg_db, &psql)
-        .expect("postgres rows")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let (_, mut m, mut p) =
+        fetch_canonical(maria, maria_db, pg, pg_db, pg_schema, table, &mcols, &pcols);
     m.sort();
     p.sort();
     (m, p)

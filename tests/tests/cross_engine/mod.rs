@@ -250,6 +250,47 @@ fn same(kind: Kind, a: &str, b: &str) -> bool {
     }
 }
 
+/// Every row of the MariaDB table and of its PostgreSQL copy as canonical text
+/// (columns joined by [`SEP`]; unsorted), with the comparison kind of each column.
+#[allow(clippy::too_many_arguments)]
+pub fn fetch_canonical(
+    maria: &MariaService,
+    maria_db: &str,
+    pg: &PgService,
+    pg_db: &str,
+    pg_schema: &str,
+    table: &str,
+    mcols: &[ColumnInfo],
+    pcols: &[ColumnInfo],
+) -> (Vec<Kind>, Vec<String>, Vec<String>) {
+    let mut mexprs = Vec::new();
+    let mut pexprs = Vec::new();
+    let mut kinds = Vec::new();
+    for (m, p) in mcols.iter().zip(pcols) {
+        let (me, pe, kind) = canonical(m, p);
+        mexprs.push(format!("IFNULL({me}, '{NULL}')"));
+        pexprs.push(format!("COALESCE({pe}, '{NULL}')"));
+        kinds.push(kind);
+    }
+    let msql = format!(
+        "SET time_zone = '+00:00'; SELECT CONCAT_WS(CHAR(31), {}) FROM `{table}`",
+        mexprs.join(", ")
+    );
+    let psql = format!(
+        "SELECT concat_ws(E'\\x1f', {}) FROM \"{pg_schema}\".\"{table}\"",
+        pexprs.join(", ")
+    );
+    let lines = |out: String| -> Vec<String> {
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mrows = lines(maria.sql(maria_db, &msql).expect("mariadb rows"));
+    let prows = lines(pg.psql(pg_db, &psql).expect("postgres rows"));
+    (kinds, mrows, prows)
+}
+
 /// Asserts that a MariaDB table and its PostgreSQL copy hold the same rows.
 /// `maria_is_source` only changes the wording of a failure.
 pub fn assert_same_table(
@@ -265,37 +306,8 @@ pub fn assert_same_table(
     let mnames: Vec<&str> = mcols.iter().map(|c| c.name.as_str()).collect();
     let pnames: Vec<&str> = pcols.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(mnames, pnames, "columns of {table} differ");
-    let mut mexprs = Vec::new();
-    let mut pexprs = Vec::new();
-    let mut kinds = Vec::new();
-    for (m, p) in mcols.iter().zip(&pcols) {
-        let (me, pe, kind) = canonical(m, p);
-        mexprs.push(format!("IFNULL({me}, '{NULL}')"));
-        pexprs.push(format!("COALESCE({pe}, '{NULL}')"));
-        kinds.push(kind);
-    }
-    let msql = format!(
-        "SET time_zone = '+00:00'; SELECT CONCAT_WS(CHAR(31), {}) FROM `{table}`",
-        mexprs.join(", ")
-    );
-    let psql = format!(
-        "SELECT concat_ws(E'\\x1f', {}) FROM \"{pg_schema}\".\"{table}\"",
-        pexprs.join(", ")
-    );
-    let mut mrows: Vec<String> = maria
-        .sql(maria_db, &msql)
-        .expect("mariadb rows")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let mut prows: Vec<String> = pg
-        .psql(pg_db, &psql)
-        .expect("postgres rows")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    mrows.retain(|l| !l.is_empty());
-    prows.retain(|l| !l.is_empty());
+    let (kinds, mut mrows, mut prows) =
+        fetch_canonical(maria, maria_db, pg, pg_db, pg_schema, table, &mcols, &pcols);
     assert_eq!(
         mrows.len(),
         prows.len(),
