@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::filter::wildcard_match;
-use crate::schema::{IndexPart, TableId, TableSchema};
+use crate::schema::{IndexPart, TableId, TableSchema, UniqueKey};
 use serde_json::Value as Json;
 
 /// What a transformation rule applies to (`rule-target`).
@@ -102,6 +102,23 @@ pub struct Transformation {
     pub change: NameChange,
 }
 
+/// A `define-primary-key` rule: the key (or unique index) the target table gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDefinition {
+    /// `rule-id`.
+    pub id: String,
+    /// `schema-name` pattern of the source table.
+    pub schema: String,
+    /// `table-name` pattern of the source table.
+    pub table: String,
+    /// `primary-key-def.name`, if given.
+    pub name: Option<String>,
+    /// The key's columns (source names), in order.
+    pub columns: Vec<String>,
+    /// `origin: "unique-index"`: a unique key rather than the primary key.
+    pub unique_index: bool,
+}
+
 /// The rules of a table-mapping file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableMapping {
@@ -109,6 +126,8 @@ pub struct TableMapping {
     pub selections: Vec<Selection>,
     /// Name transformations, in file order.
     pub transformations: Vec<Transformation>,
+    /// Keys defined by `define-primary-key` rules, in file order.
+    pub keys: Vec<KeyDefinition>,
 }
 
 fn text<'a>(rule: &'a Json, key: &str) -> Option<&'a str> {
@@ -176,6 +195,46 @@ impl TableMapping {
                         schema,
                         table,
                         include,
+                    });
+                }
+                "transformation" if action == "define-primary-key" => {
+                    let def = rule
+                        .get("primary-key-def")
+                        .ok_or_else(|| at("needs a \"primary-key-def\"".into()))?;
+                    let columns: Vec<String> = def
+                        .get("columns")
+                        .and_then(Json::as_array)
+                        .map(|c| {
+                            c.iter()
+                                .filter_map(Json::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if columns.is_empty() {
+                        return Err(at("primary-key-def needs a list of \"columns\"".into()));
+                    }
+                    let unique_index = match def.get("origin").and_then(Json::as_str) {
+                        None | Some("primary-key") => false,
+                        Some("unique-index") => true,
+                        Some(other) => {
+                            return Err(at(format!(
+                                "primary-key-def origin {other:?} is neither \"primary-key\" \
+                                 nor \"unique-index\""
+                            )));
+                        }
+                    };
+                    let schema = locate("schema-name")
+                        .ok_or_else(|| at("object-locator has no schema-name".into()))?;
+                    let table = locate("table-name")
+                        .ok_or_else(|| at("object-locator has no table-name".into()))?;
+                    mapping.keys.push(KeyDefinition {
+                        id: id.clone(),
+                        schema,
+                        table,
+                        name: def.get("name").and_then(Json::as_str).map(str::to_owned),
+                        columns,
+                        unique_index,
                     });
                 }
                 "transformation" => {
@@ -332,6 +391,28 @@ impl TableMapping {
     /// table, columns, and the columns and tables its keys, indexes and foreign
     /// keys name. Fails when two columns would get the same name.
     pub fn rename(&self, source: &TableId, target: &mut TableSchema) -> Result<()> {
+        if let Some(key) = self.keys.iter().find(|k| {
+            wildcard_match(&k.schema, &source.namespace) && wildcard_match(&k.table, &source.name)
+        }) {
+            if let Some(missing) = key.columns.iter().find(|c| target.column(c).is_none()) {
+                return Err(Error::config(format!(
+                    "table mapping rule {} (define-primary-key) names column {missing}, which \
+                     {source} does not have",
+                    key.id
+                )));
+            }
+            if key.unique_index {
+                target.unique_keys.push(UniqueKey {
+                    name: key.name.clone().unwrap_or_else(|| {
+                        format!("{}_{}_key", source.name, key.columns.join("_"))
+                    }),
+                    columns: key.columns.clone(),
+                });
+            } else {
+                target.primary_key = key.columns.clone();
+                target.primary_key_name = key.name.clone();
+            }
+        }
         let removed: Vec<String> = target
             .columns
             .iter()
@@ -464,6 +545,45 @@ mod tests {
         let mut target = t.clone();
         let e = m.rename(&t.id, &mut target).expect_err("key column");
         assert!(e.message().contains("primary"), "{e}");
+    }
+
+    #[test]
+    fn defined_keys_replace_the_primary_key_or_add_a_unique_one() {
+        use crate::schema::Column;
+        use crate::types::DataType;
+        let rules = |origin: &str, column: &str| {
+            format!(
+                r#"{{"rules": [
+                  {{"rule-type": "selection", "rule-id": "1", "object-locator": {{"schema-name": "s", "table-name": "%"}}, "rule-action": "include"}},
+                  {{"rule-type": "transformation", "rule-id": "5", "rule-target": "table",
+                    "object-locator": {{"schema-name": "s", "table-name": "t"}}, "rule-action": "define-primary-key",
+                    "primary-key-def": {{"name": "t_key", "origin": "{origin}", "columns": ["{column}"]}}}}]}}"#
+            )
+        };
+        let t = TableSchema::new(
+            TableId::new("s", "t"),
+            vec![Column::nullable("a", DataType::Int32, "integer")],
+        );
+        let pk = TableMapping::from_dms_json(&rules("primary-key", "a"), "m.json").expect("parses");
+        let mut target = t.clone();
+        pk.rename(&t.id, &mut target).expect("keyed");
+        assert_eq!(target.primary_key, ["a"]);
+        assert_eq!(target.primary_key_name.as_deref(), Some("t_key"));
+        let unique =
+            TableMapping::from_dms_json(&rules("unique-index", "a"), "m.json").expect("parses");
+        let mut target = t.clone();
+        unique.rename(&t.id, &mut target).expect("unique");
+        assert!(target.primary_key.is_empty());
+        assert_eq!(target.unique_keys[0].columns, ["a"]);
+        let wrong =
+            TableMapping::from_dms_json(&rules("primary-key", "zz"), "m.json").expect("parses");
+        let e = wrong
+            .rename(&t.id, &mut t.clone())
+            .expect_err("no such column");
+        assert!(
+            e.message().contains("rule 5") && e.message().contains("zz"),
+            "{e}"
+        );
     }
 
     #[test]

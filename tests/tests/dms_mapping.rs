@@ -40,7 +40,11 @@ const PG_MAPPING: &str = r#"{
     {"rule-type": "transformation", "rule-id": "8", "rule-name": "no notes",
      "rule-target": "column",
      "object-locator": {"schema-name": "public", "table-name": "orders", "column-name": "no%"},
-     "rule-action": "remove-column"}
+     "rule-action": "remove-column"},
+    {"rule-type": "transformation", "rule-id": "9", "rule-name": "key",
+     "rule-target": "table", "object-locator": {"schema-name": "public", "table-name": "visits"},
+     "rule-action": "define-primary-key",
+     "primary-key-def": {"name": "visits_pk", "origin": "primary-key", "columns": ["a"]}}
   ]
 }"#;
 
@@ -71,6 +75,9 @@ fn a_dms_mapping_selects_and_renames_for_full_load_and_cdc() {
         "CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL, note text);
          CREATE TABLE customers (id int PRIMARY KEY, name text);
          CREATE TABLE tmp_scratch (id int PRIMARY KEY);
+         CREATE TABLE visits (a int NOT NULL, b text);
+         ALTER TABLE visits REPLICA IDENTITY FULL;
+         INSERT INTO visits VALUES (1, 'one'), (2, 'two'), (3, 'three');
          INSERT INTO orders SELECT g, g * 10, 'n' || g FROM generate_series(1, 50) g;
          INSERT INTO customers VALUES (1, 'Ada'), (2, 'Brian');
          INSERT INTO tmp_scratch VALUES (1);",
@@ -93,6 +100,8 @@ fn a_dms_mapping_selects_and_renames_for_full_load_and_cdc() {
          DELETE FROM orders WHERE id = 3;
          UPDATE customers SET name = 'Brian K.' WHERE id = 2;
          INSERT INTO tmp_scratch VALUES (2);
+         UPDATE visits SET b = 'uno' WHERE a = 1;
+         DELETE FROM visits WHERE a = 2;
          COMMIT;",
     )
     .expect("changes");
@@ -120,7 +129,7 @@ fn a_dms_mapping_selects_and_renames_for_full_load_and_cdc() {
     );
     assert_eq!(
         shape(&pg, &dst, "sales"),
-        "customer_list: ID integer, NAME text | t_orders: id integer, quantity integer"
+        "customer_list: ID integer, NAME text | t_orders: id integer, quantity integer | visits: a integer, b text"
     );
     assert_eq!(
         rows(
@@ -129,6 +138,28 @@ fn a_dms_mapping_selects_and_renames_for_full_load_and_cdc() {
             "SELECT string_agg(\"ID\" || '=' || \"NAME\", ',' ORDER BY \"ID\") FROM sales.customer_list"
         ),
         "1=Ada,2=Brian K."
+    );
+    // A table without a key at the source gets the rule's key, and CDC finds its
+    // rows by it.
+    wait_for("the keyed table's changes", Duration::from_secs(60), || {
+        let got = rows(
+            &pg,
+            &dst,
+            "SELECT string_agg(a || '=' || b, ',' ORDER BY a) FROM sales.visits",
+        );
+        if got == "1=uno,3=three" {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    });
+    assert_eq!(
+        rows(
+            &pg,
+            &dst,
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'sales.visits'::regclass AND contype = 'p'"
+        ),
+        "visits_pk"
     );
     assert_eq!(
         rows(
