@@ -66,6 +66,20 @@ fn full_load_and_cdc_converges_under_a_steady_writer() {
         converged(&pg, &src, &dst)
     });
 
+    // The status file is rewritten every second and counts commits as the
+    // runner makes them: wait for the commit that follows convergence.
+    wait_for(
+        "the status to show a commit",
+        Duration::from_secs(30),
+        || {
+            let s = status_json(&ferry.task_file).unwrap_or_default();
+            if s["commits"].as_u64() > Some(0) && s["lag_seconds"].as_f64().is_some() {
+                Ok(())
+            } else {
+                Err(s.to_string())
+            }
+        },
+    );
     let status = status_json(&ferry.task_file).expect("status");
     let accounts = status["tables"]
         .as_array()
